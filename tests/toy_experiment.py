@@ -1,0 +1,71 @@
+"""A small test-only experiment kind: noisy linear regression with an MLP that has dropout.
+
+Dropout and the per-epoch shuffling exercise every RNG a resume must restore. Enabled in
+subprocesses through WORKBENCH_PLUGINS=tests.toy_experiment.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from workbench.config import RunConfig, option
+from workbench.experiments import EXPERIMENTS, Experiment
+
+
+@dataclass
+class ToyData:
+    n_train: int = option(256, "training samples")
+    n_val: int = option(64, "validation samples")
+    dim: int = option(8, "input features")
+    noise: float = option(0.1, "label noise std")
+
+
+@dataclass
+class ToyModel:
+    hidden: int = option(32, "hidden units")
+    dropout: float = option(0.1, "dropout probability")
+
+
+@dataclass
+class ToyConfig(RunConfig):
+    kind: str = "toy"
+    data: ToyData = field(default_factory=ToyData)
+    model: ToyModel = field(default_factory=ToyModel)
+    sleep_s: float = option(0.0, "sleep per training step (to test live jobs)")
+    nan_at_step: int = option(-1, "return a NaN loss from this step on (to test failure)")
+
+
+@EXPERIMENTS.register("toy")
+class Toy(Experiment):
+    config_cls = ToyConfig
+    description = "test-only regression"
+
+    def build_datasets(self):
+        d = self.cfg.data
+        g = torch.Generator().manual_seed(1234)
+        w = torch.randn(d.dim, 1, generator=g)
+        x = torch.randn(d.n_train + d.n_val, d.dim, generator=g)
+        y = x @ w + d.noise * torch.randn(x.shape[0], 1, generator=g)
+        return (TensorDataset(x[: d.n_train], y[: d.n_train]),
+                TensorDataset(x[d.n_train :], y[d.n_train :]))
+
+    def build_model(self):
+        m = self.cfg.model
+        return nn.Sequential(nn.Linear(self.cfg.data.dim, m.hidden), nn.ReLU(),
+                             nn.Dropout(m.dropout), nn.Linear(m.hidden, 1))
+
+    def training_step(self, model, batch):
+        x, y = batch
+        if self.cfg.sleep_s:
+            time.sleep(self.cfg.sleep_s)
+        pred = model(x)  # (B, 1)
+        loss = nn.functional.mse_loss(pred, y)
+        if model.training:
+            self._calls = getattr(self, "_calls", 0) + 1
+            if 0 <= self.cfg.nan_at_step < self._calls:
+                loss = loss * float("nan")
+        return {"loss": loss, "mae": (pred - y).abs().mean().detach()}

@@ -1,0 +1,267 @@
+"""``python -m workbench``: the command line over the library.
+
+Each command is a function registered with ``@command``; later modules add their own
+commands the same way (``workbench/commands/*.py`` are imported on start-up). A
+``WorkbenchError`` prints as one line on stderr and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from workbench.errors import WorkbenchError
+from workbench.registry import Registry
+
+from workbench.paths import REPO_ROOT  # noqa: E402
+COMMANDS: Registry[Callable] = Registry("command")
+
+
+def command(name: str, help: str):
+    """Register ``fn(subparsers) -> parser`` building the parser of one top-level command."""
+
+    def add(fn):
+        fn.help = help
+        return COMMANDS.register(name)(fn)
+
+    return add
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# -- train -------------------------------------------------------------------------------
+
+
+@command("train", "train a model from a YAML config (or run a queued job's directory)")
+def _train_parser(sub):
+    p = sub.add_parser("train", help=_train_parser.help, description=(
+        "Train from CONFIG with optional key=value overrides (e.g. train.lr=1e-4). "
+        "Runs in the foreground with a progress bar unless --detach is given."))
+    p.add_argument("config", nargs="?", help="YAML config file (see configs/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, nested keys with dots")
+    p.add_argument("--detach", action="store_true", help="queue as a background job and return")
+    p.add_argument("--run-dir", help="run an existing run directory (used by the job manager)")
+    p.add_argument("--resume", action="store_true", help="with --run-dir: continue from checkpoints/last.pt")
+    p.add_argument("--runs", help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def cmd_train(args) -> int:
+    from workbench.experiments import create_experiment, load_config
+    from workbench.runs import JobManager, Run, RunStore
+    from workbench.train.trainer import Trainer
+
+    if args.run_dir:
+        run = Run(Path(args.run_dir))
+        return _run_job(run, args.resume)
+    if not args.config:
+        raise WorkbenchError("train needs a CONFIG file (e.g. configs/<kind>.yaml) or --run-dir")
+    cfg = load_config(args.config, args.overrides)
+    store = RunStore(args.runs)
+    if args.detach:
+        run = JobManager(store).submit(cfg)
+        print(f"queued {run.id} (state: {run.state}); follow with: python -m workbench runs show {run.id}")
+        return 0
+    run = store.create(cfg)
+    print(f"run {run.id} in {run.path}", file=sys.stderr)
+    run.update_status(state="running", pid=__import__("os").getpid())
+    result = Trainer(create_experiment(cfg), run).fit()
+    _print_json({"run": run.id, **result})
+    return 0
+
+
+def _run_job(run, resume: bool) -> int:
+    """Entry point of a background job: every outcome ends in status.json."""
+    import os
+
+    from workbench.experiments import create_experiment
+    from workbench.runs import JobManager, RunStore
+    from workbench.train.trainer import NonFiniteLoss, Trainer
+
+    run.update_status(state="running", pid=os.getpid(), heartbeat=time.time())
+    code = 0
+    try:
+        Trainer(create_experiment(run.load_config()), run).fit(resume=resume)
+    except NonFiniteLoss as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    except WorkbenchError as exc:
+        run.update_status(state="failed", error=str(exc), ended=time.time())
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    except Exception as exc:  # a bug: keep the traceback in train.log, one line in status
+        traceback.print_exc()
+        run.update_status(state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time())
+        code = 1
+    JobManager(RunStore(run.path.parent)).schedule()  # hand the free slot to the next job
+    return code
+
+
+# -- runs --------------------------------------------------------------------------------
+
+
+@command("runs", "list, inspect, stop, resume or delete runs")
+def _runs_parser(sub):
+    p = sub.add_parser("runs", help=_runs_parser.help)
+    p.add_argument("--runs", help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    rs = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rs.add_parser("list", help="one line per run, newest first")
+    for name, text in [("show", "status, config and last metrics of a run"),
+                       ("stop", "stop a running or queued run (SIGTERM, checkpoint)"),
+                       ("resume", "resume a stopped/crashed run from checkpoints/last.pt"),
+                       ("delete", "delete a run that is not running")]:
+        rs.add_parser(name, help=text).add_argument("run_id", metavar="RUN")
+    p.set_defaults(func=cmd_runs)
+    return p
+
+
+def run_summary(run, status: dict) -> dict:
+    age = time.time() - status.get("created", time.time())
+    return {"id": run.id, "kind": status.get("kind"), "state": status.get("state"),
+            "progress": status.get("progress"), "step": status.get("step"),
+            "age_s": round(age), "error": status.get("error")}
+
+
+def cmd_runs(args) -> int:
+    from workbench.runs import JobManager, RunStore
+
+    jobs = JobManager(RunStore(args.runs))
+    if args.action == "list":
+        rows = [run_summary(r, s) for r, s in jobs.statuses()]
+        if not rows:
+            print(f"no runs in {jobs.store.root}")
+        for row in rows:
+            prog = f"{100 * (row['progress'] or 0):5.1f}%"
+            print(f"{row['id']:<50} {row['state']:<8} {prog}  step {row['step']}")
+        return 0
+    if args.action == "show":
+        run = jobs.store.get(args.run_id)
+        status = jobs.refresh(run)
+        records, _ = run.read_metrics()
+        _print_json({"id": run.id, "status": status, "config": run.config_dict(),
+                     "last_metrics": records[-3:]})
+    elif args.action == "stop":
+        status = jobs.stop(args.run_id)
+        print(f"{args.run_id}: {status.get('state')}")
+    elif args.action == "resume":
+        run = jobs.resume(args.run_id)
+        print(f"{args.run_id}: {run.state}")
+    elif args.action == "delete":
+        jobs.delete(args.run_id)
+        print(f"deleted {args.run_id}")
+    return 0
+
+
+# -- eval --------------------------------------------------------------------------------
+
+
+@command("eval", "evaluate a run's checkpoint on its validation set")
+def _eval_parser(sub):
+    p = sub.add_parser("eval", help=_eval_parser.help)
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--runs", help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    p.set_defaults(func=cmd_eval)
+    return p
+
+
+def cmd_eval(args) -> int:
+    from workbench.runs import RunStore
+    from workbench.train.evaluate import evaluate_run
+
+    run = RunStore(args.runs).get(args.run_id)
+    _print_json({"run": run.id, "checkpoint": args.checkpoint, **evaluate_run(run, args.checkpoint)})
+    return 0
+
+
+# -- bench -------------------------------------------------------------------------------
+
+
+def list_benchmarks() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules([str(REPO_ROOT / "benchmarks")]) if not m.name.startswith("_"))
+
+
+@command("bench", "run a benchmark and print its figures as JSON")
+def _bench_parser(sub):
+    p = sub.add_parser("bench", help=_bench_parser.help)
+    p.add_argument("name", nargs="?", help="benchmark name; all when omitted")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for smoke tests")
+    p.set_defaults(func=cmd_bench)
+    return p
+
+
+def cmd_bench(args) -> int:
+    names = list_benchmarks()
+    if args.name and args.name not in names:
+        raise WorkbenchError(f"benchmark '{args.name}' not found. Available: {names}")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    results = {}
+    for name in [args.name] if args.name else names:
+        results[name] = importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
+    _print_json(results[args.name] if args.name else results)
+    return 0
+
+
+# -- data --------------------------------------------------------------------------------
+
+
+@command("data", "build the offline demo datasets and static web assets")
+def _data_parser(sub):
+    p = sub.add_parser("data", help=_data_parser.help)
+    ds = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = ds.add_parser("build-demo", help="build every missing demo dataset under data/ and static/")
+    b.add_argument("--only", nargs="*", help="dataset names to build (default: all)")
+    b.add_argument("--force", action="store_true", help="rebuild even if present")
+    b.add_argument("--root", default="data", help="output directory (default: data)")
+    p.set_defaults(func=cmd_data)
+    return p
+
+
+def cmd_data(args) -> int:
+    from workbench.data.builders import build_all
+
+    _print_json(build_all(Path(args.root), only=args.only, force=args.force))
+    return 0
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _load_command_modules() -> None:
+    pkg = REPO_ROOT / "workbench" / "commands"
+    if pkg.is_dir():
+        for mod in pkgutil.iter_modules([str(pkg)]):
+            importlib.import_module(f"workbench.commands.{mod.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_command_modules()
+    parser = argparse.ArgumentParser(prog="python -m workbench", description=(
+        "Geo Workbench: geographic contrastive learning and image geolocation."))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS.list():
+        COMMANDS.get(name)(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,293 @@
+"""Typed run configs: dataclasses <-> YAML, ``key=value`` overrides, validation.
+
+Every experiment kind declares one dataclass deriving from ``RunConfig``. Fields carry their
+valid choices and help text in ``field(metadata=...)`` so that validation, the CLI and the
+app's launch form are all generated from the same declaration.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.errors import ConfigError
+
+
+def option(default: Any, help: str = "", choices: tuple | None = None, **kw: Any) -> Any:
+    """A dataclass field with help text and, optionally, its valid choices."""
+    meta = {"help": help, "choices": choices, **kw}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the one Trainer loop, shared by every experiment kind."""
+
+    optimizer: str = option("adamw", "optimiser", choices=("adamw", "adam", "sgd"))
+    lr: float = option(1e-3, "peak learning rate")
+    weight_decay: float = option(0.01, "decoupled for AdamW, L2 for Adam/SGD")
+    momentum: float = option(0.9, "SGD momentum")
+    scheduler: str = option(
+        "cosine", "LR schedule", choices=("cosine", "plateau", "onecycle", "constant")
+    )
+    warmup_steps: int = option(0, "linear warm-up steps (cosine, constant)")
+    plateau_factor: float = option(0.5, "ReduceLROnPlateau factor")
+    plateau_patience: int = option(2, "ReduceLROnPlateau patience, in validations")
+    batch_size: int = option(32, "samples per step")
+    max_epochs: int = option(10, "stop after this many epochs")
+    max_steps: int = option(0, "stop after this many steps; 0 = no limit")
+    max_samples: int = option(0, "use only the first N training samples (debug); 0 = all")
+    grad_clip: float = option(0.0, "clip the gradient norm to this; 0 = off")
+    val_every: int = option(0, "validate every N steps; 0 = at the end of each epoch")
+    early_stop_metric: str = option("", "e.g. val/loss; empty = no early stopping")
+    early_stop_mode: str = option("min", "whether lower or higher is better", choices=("min", "max"))
+    patience: int = option(3, "validations without improvement before stopping")
+    checkpoint_every: int = option(0, "save last.pt every N steps; 0 = at validation only")
+    log_every: int = option(10, "log training scalars every N steps")
+    device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cpu", "cuda", "mps"))
+    amp: bool = option(True, "mixed precision (CUDA only)")
+    num_workers: int = option(0, "DataLoader worker processes")
+
+
+@dataclass
+class RunConfig:
+    """Fields every run has; each experiment kind subclasses this with its own sections."""
+
+    kind: str = option("", "experiment kind")
+    name: str = option("", "short run name (letters, digits, '-' and '_')")
+    seed: int = option(0, "seeds Python, NumPy and torch")
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# -- dataclass <-> dict ------------------------------------------------------------------
+
+
+def to_dict(cfg: Any) -> dict:
+    """Every field written out, nested dataclasses as dicts (the resolved config)."""
+    return dataclasses.asdict(cfg)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads '1e-3' as a string
+            return float(value)
+        except ValueError:
+            pass
+    if tp is Path and isinstance(value, str):
+        return value
+    if isinstance(value, bool) and tp is not bool:
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if not isinstance(value, tp):
+        raise ConfigError(
+            f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def from_dict(cls: type, data: dict | None, prefix: str = "") -> Any:
+    """Build ``cls`` from a (possibly partial) dict; unknown keys and wrong types fail."""
+    data = dict(data or {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    types_ = _field_types(cls)
+    unknown = sorted(set(data) - set(types_))
+    if unknown:
+        where = prefix.rstrip(".") or "config"
+        raise ConfigError(
+            f"unknown key '{prefix}{unknown[0]}' in {where}. Valid keys: {sorted(types_)}"
+        )
+    kwargs = {}
+    for name, tp in types_.items():
+        if name not in data:
+            continue
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(data[name], dict):
+                raise ConfigError(f"{key}: expected a mapping of {sorted(_field_types(tp))}")
+            kwargs[name] = from_dict(tp, data[name], prefix=f"{key}.")
+        else:
+            kwargs[name] = _coerce(data[name], tp, key)
+    cfg = cls(**kwargs)
+    validate(cfg, prefix)
+    return cfg
+
+
+def validate(cfg: Any, prefix: str = "") -> None:
+    """Check the ``choices`` declared in field metadata, recursively."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{prefix}{f.name}: {value!r} is not valid. Choose one of {list(choices)}")
+        if dataclasses.is_dataclass(value):
+            validate(value, f"{prefix}{f.name}.")
+
+
+# -- YAML and overrides ------------------------------------------------------------------
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return data
+
+
+def write_yaml(cfg: Any, path: str | Path) -> None:
+    data = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    Path(path).write_text(yaml.safe_dump(_plain(data), sort_keys=False))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and Paths as YAML-safe lists and strings."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], parsed value). Values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key=value (e.g. train.lr=1e-4)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}': empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str], cls: type) -> dict:
+    """Merge ``key=value`` overrides into a config dict, typed by the dataclass ``cls``.
+
+    String fields keep the raw text (so ``name=007`` stays "007"); other fields take the
+    YAML-parsed value and are type-checked when the config is built.
+    """
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for text in overrides:
+        path, value = parse_override(text)
+        node, node_cls = data, cls
+        for depth, part in enumerate(path):
+            types_ = _field_types(node_cls)
+            if part not in types_:
+                where = ".".join(path[:depth]) or "config"
+                raise ConfigError(
+                    f"unknown key '{'.'.join(path[: depth + 1])}' in {where}. "
+                    f"Valid keys: {sorted(types_)}"
+                )
+            tp = types_[part]
+            if depth == len(path) - 1:
+                if dataclasses.is_dataclass(tp):
+                    raise ConfigError(f"'{'.'.join(path)}' is a section; set one of its keys")
+                node[part] = text.split("=", 1)[1] if tp is str else value
+            else:
+                if not dataclasses.is_dataclass(tp):
+                    raise ConfigError(f"'{'.'.join(path[: depth + 1])}' has no sub-keys")
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"'{'.'.join(path[: depth + 1])}' must be a mapping")
+                node_cls = tp
+    return data
+
+
+def field_docs(cls: type, prefix: str = "") -> list[dict]:
+    """Flat description of every leaf field: key, type, default, help, choices (for forms)."""
+    rows = []
+    default = cls()
+    for f in dataclasses.fields(cls):
+        tp = _field_types(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows += field_docs(tp, prefix=f"{prefix}{f.name}.")
+            continue
+        rows.append(
+            {
+                "key": f"{prefix}{f.name}",
+                "type": tp,
+                "default": getattr(default, f.name),
+                "help": f.metadata.get("help", ""),
+                "choices": f.metadata.get("choices"),
+            }
+        )
+    return rows
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 1}} -> {"train.lr": 1}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def unflatten(flat: dict[str, Any]) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out

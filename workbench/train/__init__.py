@@ -1,0 +1,1 @@
+"""The Trainer loop, schedules and checkpoints."""

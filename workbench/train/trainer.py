@@ -1,0 +1,348 @@
+"""The one training loop every experiment kind uses.
+
+One place builds model, optimiser, scheduler and data loaders (``Trainer.setup``), and only
+this process writes the run directory, so data parallelism can be added later by wrapping
+the model and sampler here without touching the kinds.
+"""
+from __future__ import annotations
+
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from workbench.config import RunConfig, to_dict
+from workbench.errors import WorkbenchError
+from workbench.experiments.base import Experiment
+from workbench.runs.store import Run
+from workbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from workbench.train.schedulers import build_optimizer, build_scheduler, steps_per_validation
+
+HEARTBEAT_S = 5.0
+
+
+class NonFiniteLoss(WorkbenchError):
+    pass
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise WorkbenchError("train.device=cuda but no CUDA device is available; use train.device=auto or cpu")
+    return torch.device(name)
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Batches of one epoch: a permutation seeded by (seed, epoch), from batch ``start`` on.
+
+    Seeding per epoch (not from the global RNG) is what makes a mid-epoch resume replay the
+    exact same batches.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start: int = 0):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        self.order = torch.randperm(n, generator=g).tolist()
+        self.batch_size, self.start = batch_size, start
+
+    def __iter__(self):
+        for b in range(self.start, len(self)):
+            yield self.order[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+
+@dataclass
+class LoopState:
+    """Everything besides model/optimiser state that a checkpoint must restore."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best: float | None = None
+    bad_validations: int = 0
+    stop_reason: str = ""
+
+
+class Trainer:
+    def __init__(self, experiment: Experiment, run: Run | None = None, progress_bar: bool = True):
+        self.exp = experiment
+        self.cfg: RunConfig = experiment.cfg
+        self.tc = self.cfg.train
+        self.run = run
+        self.progress_bar = progress_bar
+        self._stop_requested = False
+        self._writer = None
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
+
+    # -- setup -----------------------------------------------------------------------
+    def setup(self) -> None:
+        seed_everything(self.cfg.seed)
+        self.device = select_device(self.tc.device)
+        train_ds, val_ds = self.exp.build_datasets()
+        if self.tc.max_samples:
+            train_ds = Subset(train_ds, range(min(self.tc.max_samples, len(train_ds))))
+        if len(train_ds) == 0:
+            raise WorkbenchError("the training set is empty; check the data paths and train.max_samples")
+        self.train_ds: Dataset = train_ds
+        self.val_ds: Dataset | None = val_ds
+        self.model = self.exp.build_model().to(self.device)
+        self.optimizer = build_optimizer(self.model, self.tc)
+        self.steps_per_epoch = math.ceil(len(train_ds) / self.tc.batch_size)
+        total = self.tc.max_epochs * self.steps_per_epoch
+        self.total_steps = min(total, self.tc.max_steps) if self.tc.max_steps else total
+        self.scheduler = build_scheduler(self.optimizer, self.tc, self.total_steps)
+        self.use_amp = self.tc.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.monitor = self.tc.early_stop_metric or "val/loss"
+        self.state = LoopState()
+        self._acc: dict[str, torch.Tensor] = {}
+        self._acc_n = 0
+
+    def train_loader(self, epoch: int, start: int) -> DataLoader:
+        sampler = EpochBatches(len(self.train_ds), self.tc.batch_size, self.cfg.seed, epoch, start)
+        g = torch.Generator().manual_seed(self.cfg.seed * 7_919 + epoch)  # worker seeds
+        return DataLoader(self.train_ds, batch_sampler=sampler, collate_fn=self.exp.collate,
+                          num_workers=self.tc.num_workers, generator=g,
+                          pin_memory=self.device.type == "cuda")
+
+    def val_loader(self) -> DataLoader | None:
+        if self.val_ds is None or len(self.val_ds) == 0:
+            return None
+        return DataLoader(self.val_ds, batch_size=self.tc.batch_size, shuffle=False,
+                          collate_fn=self.exp.collate, num_workers=self.tc.num_workers)
+
+    # -- checkpoints -----------------------------------------------------------------
+    def checkpoint_payload(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "config": to_dict(self.cfg),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "loop": {"step": s.step, "epoch": s.epoch, "batch_in_epoch": s.batch_in_epoch,
+                     "best": s.best, "bad_validations": s.bad_validations},
+            "acc": {k: v.detach().cpu() for k, v in self._acc.items()},
+            "acc_n": self._acc_n,
+        }
+
+    def save(self, which: str = "last") -> None:
+        if self.run is not None:
+            save_checkpoint(self.checkpoint_payload(), self.run.checkpoint_dir / f"{which}.pt")
+
+    def restore(self, path) -> None:
+        ckpt = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        loop = ckpt["loop"]
+        self.state = LoopState(loop["step"], loop["epoch"], loop["batch_in_epoch"], loop["best"], loop["bad_validations"])
+        self._acc = {k: v.to(self.device) for k, v in ckpt["acc"].items()}
+        self._acc_n = ckpt["acc_n"]
+        set_rng_state(ckpt["rng"])
+
+    # -- logging ---------------------------------------------------------------------
+    def log(self, split: str, metrics: dict[str, float]) -> None:
+        record = {"step": self.state.step, "epoch": self.state.epoch, "split": split,
+                  "time": time.time(), **metrics}
+        if self.run is not None:
+            self.run.append_metrics(record)
+        if self._writer is not None:
+            for key, value in metrics.items():
+                self._writer.add_scalar(key, value, self.state.step)
+
+    def _status(self, **fields) -> None:
+        if self.run is None:
+            return
+        done = self.state.step / max(1, self.total_steps)
+        elapsed = time.time() - self._t0
+        steps_run = self.state.step - self._start_step
+        eta = elapsed / steps_run * (self.total_steps - self.state.step) if steps_run else None
+        base = dict(step=self.state.step, epoch=self.state.epoch, total_steps=self.total_steps,
+                    progress=round(done, 4), eta_s=eta, heartbeat=time.time())
+        self.run.update_status(**{**base, **fields})
+
+    def _heartbeat(self) -> None:
+        while not self._heartbeat_stop.wait(HEARTBEAT_S):
+            self.run.update_status(heartbeat=time.time())
+
+    def _flush_train_log(self) -> None:
+        """Mean of the scalars accumulated since the last log; fails on NaN/inf.
+
+        Checking here rather than every step avoids a host sync per step on GPU.
+        """
+        if not self._acc_n:
+            return
+        means = {k: (v / self._acc_n).item() for k, v in self._acc.items()}
+        self._acc, self._acc_n = {}, 0
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteLoss(
+                f"{bad[0]} became {means[bad[0]]} by step {self.state.step}; "
+                "lower train.lr, set train.grad_clip (e.g. 1.0) or check the data for NaNs"
+            )
+        means["lr"] = self.optimizer.param_groups[0]["lr"]
+        self.log("train", {f"train/{k}" if k != "lr" else k: v for k, v in means.items()})
+
+    # -- the loop --------------------------------------------------------------------
+    def train_step(self, batch) -> None:
+        self.model.train()
+        batch = self.exp.move_to(batch, self.device)
+        with torch.autocast(self.device.type, enabled=self.use_amp):
+            out = self.exp.training_step(self.model, batch)
+        loss = out["loss"]
+        self.scaler.scale(loss).backward()
+        if self.tc.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if not steps_per_validation(self.scheduler):
+            self.scheduler.step()
+        for key, value in out.items():
+            value = value.detach().float()
+            self._acc[key] = self._acc[key] + value if key in self._acc else value
+        self._acc_n += 1
+
+    def validate(self) -> dict[str, float]:
+        loader = self.val_loader()
+        if loader is None:
+            return {}
+        self.model.eval()
+        metrics = {f"val/{k}": float(v) for k, v in self.exp.evaluate(self.model, loader).items()}
+        self.log("val", metrics)
+        value = metrics.get(self.monitor)
+        if steps_per_validation(self.scheduler) and value is not None:
+            self.scheduler.step(value)
+        if value is not None:
+            better = (self.state.best is None or
+                      (value < self.state.best if self.tc.early_stop_mode == "min" or not self.tc.early_stop_metric
+                       else value > self.state.best))
+            if better:
+                self.state.best, self.state.bad_validations = value, 0
+                self.save("best")
+            else:
+                self.state.bad_validations += 1
+            if self.tc.early_stop_metric and self.state.bad_validations >= self.tc.patience:
+                self.state.stop_reason = f"early stopping: {self.monitor} did not improve for {self.tc.patience} validations"
+        elif self.tc.early_stop_metric:
+            raise WorkbenchError(f"train.early_stop_metric '{self.monitor}' is not logged. Available: {sorted(metrics)}")
+        self.save("last")
+        return metrics
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self._stop_requested = True
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train to the end (or until stopped); returns the final status fields."""
+        self.setup()
+        if resume:
+            if self.run is None or not self.run.last_checkpoint.is_file():
+                raise WorkbenchError("cannot resume: no checkpoints/last.pt in this run")
+            self.restore(self.run.last_checkpoint)
+        if self.run is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.run.path), flush_secs=10)
+            self._heartbeat_thread = threading.Thread(target=self._heartbeat, daemon=True)
+            self._heartbeat_thread.start()
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm) if threading.current_thread() is threading.main_thread() else None
+        self._t0, self._start_step = time.time(), self.state.step
+        self._status(state="running", error=None, started=self._t0)
+        try:
+            final = self._loop()
+        except NonFiniteLoss as exc:
+            self._status(state="failed", error=str(exc), ended=time.time())
+            raise
+        finally:
+            self._heartbeat_stop.set()
+            if self._heartbeat_thread is not None:
+                self._heartbeat_thread.join()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            if self._writer is not None:
+                self._writer.close()
+        return final
+
+    def _loop(self) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        tty = sys.stderr.isatty()
+        bar = tqdm(total=self.total_steps, initial=self.state.step, disable=not self.progress_bar,
+                   mininterval=0.5 if tty else 10, dynamic_ncols=True, desc=self.cfg.kind)
+        s, tc = self.state, self.tc
+        last_val_step = -1
+        while s.epoch < tc.max_epochs and s.step < self.total_steps and not s.stop_reason:
+            for batch in self.train_loader(s.epoch, s.batch_in_epoch):
+                self.train_step(batch)
+                s.step += 1
+                s.batch_in_epoch += 1
+                bar.update(1)
+                if s.step % tc.log_every == 0:
+                    self._flush_train_log()
+                    self._status()
+                if tc.val_every and s.step % tc.val_every == 0:
+                    self.validate()
+                    last_val_step = s.step
+                elif tc.checkpoint_every and s.step % tc.checkpoint_every == 0:
+                    self.save("last")
+                if self._stop_requested:
+                    self._flush_train_log()
+                    self.save("last")
+                    self._status(state="stopped", ended=time.time())
+                    bar.close()
+                    return {"state": "stopped", "step": s.step}
+                epoch_ends = s.batch_in_epoch >= self.steps_per_epoch  # let for-else close it
+                if (s.step >= self.total_steps or s.stop_reason) and not epoch_ends:
+                    break
+            else:  # the epoch ran to its end
+                s.epoch += 1
+                s.batch_in_epoch = 0
+                if not tc.val_every:
+                    self._flush_train_log()
+                    self.validate()
+                    last_val_step = s.step
+                continue
+            break
+        bar.close()
+        self._flush_train_log()
+        final = self.validate() if last_val_step != s.step else self._last_val()
+        self.save("last")
+        if self.run is not None:
+            self.exp.save_artifacts(self.model, self.val_loader(), self.run.artifacts_dir)
+        result = {"state": "done", "step": s.step, "final": final, "best": s.best,
+                  "monitor": self.monitor, "stop_reason": s.stop_reason or None}
+        self._status(state="done", ended=time.time(), progress=1.0, final=final, best=s.best,
+                     monitor=self.monitor, stop_reason=s.stop_reason or None)
+        return result
+
+    def _last_val(self) -> dict[str, float]:
+        if self.run is None:
+            return {}
+        records, _ = self.run.read_metrics()
+        vals = [r for r in records if r.get("split") == "val" and r.get("step") == self.state.step]
+        return {k: v for k, v in vals[-1].items() if k.startswith("val/")} if vals else {}
