@@ -82,6 +82,11 @@ def cmd_train(args) -> int:
 def _run_job(run, resume: bool) -> int:
     """Entry point of a background job: every outcome ends in status.json."""
     import os
+    import signal
+
+    from workbench.train import STOP
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())  # before the slow imports
 
     from workbench.experiments import create_experiment
     from workbench.runs import JobManager, RunStore

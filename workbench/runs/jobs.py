@@ -146,13 +146,14 @@ class JobManager:
         deadline = time.time() + timeout_s
         while time.time() < deadline and pid_alive(pid, status.get("pid_start")):
             time.sleep(0.1)
-        if pid_alive(pid, status.get("pid_start")):
+        killed = pid_alive(pid, status.get("pid_start"))
+        if killed:
             self._kill(pid, signal.SIGKILL)
             time.sleep(0.2)
         status = run.read_status()
-        if status.get("state") == "running":
-            status = run.update_status(state="stopped", ended=time.time(),
-                                       error=f"killed after not stopping within {timeout_s:.0f} s")
+        if status.get("state") == "running":  # it never reached a checkpoint of this stop
+            why = f"killed after not stopping within {timeout_s:.0f} s" if killed else "exited on SIGTERM"
+            status = run.update_status(state="stopped", ended=time.time(), error=why)
         self.schedule()
         return status
 

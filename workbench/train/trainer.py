@@ -23,6 +23,7 @@ from workbench.config import RunConfig, to_dict
 from workbench.errors import WorkbenchError
 from workbench.experiments.base import Experiment
 from workbench.runs.store import Run
+from workbench.train import STOP
 from workbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from workbench.train.schedulers import build_optimizer, build_scheduler, steps_per_validation
 
@@ -255,7 +256,7 @@ class Trainer:
         return metrics
 
     def _on_sigterm(self, signum, frame) -> None:
-        self._stop_requested = True
+        STOP.set()
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train to the end (or until stopped); returns the final status fields."""
@@ -280,6 +281,7 @@ class Trainer:
             raise
         finally:
             self._heartbeat_stop.set()
+            STOP.clear()  # this stop request is consumed; a later fit in this process starts clean
             if self._heartbeat_thread is not None:
                 self._heartbeat_thread.join()
             if previous is not None:
@@ -310,7 +312,7 @@ class Trainer:
                     last_val_step = s.step
                 elif tc.checkpoint_every and s.step % tc.checkpoint_every == 0:
                     self.save("last")
-                if self._stop_requested:
+                if self._stop_requested or STOP.is_set():
                     self._flush_train_log()
                     self.save("last")
                     self._status(state="stopped", ended=time.time())
