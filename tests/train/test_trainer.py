@@ -141,3 +141,33 @@ def test_lr_schedules_shape(toy_cfg, runs_dir):
 def test_max_samples_limits_the_epoch(toy_cfg, runs_dir):
     _, trainer, result = fit(toy_cfg(**{"train.max_samples": 40, "train.max_epochs": 1}), runs_dir)
     assert result["step"] == 2
+
+
+def test_experiment_hooks_param_groups_weights_epoch_start(toy_cfg, runs_dir):
+    """Per-group LR scales, weighted sampling and the epoch hook (used by e.g. geolocator)."""
+    cfg = toy_cfg(**{"train.max_epochs": 2, "train.scheduler": "constant", "train.lr": 0.1})
+    exp = create_experiment(cfg)
+    seen_epochs, drawn = [], []
+    exp.param_groups = lambda model: [{"params": model[0].parameters(), "lr_scale": 0.1},
+                                      {"params": model[3].parameters()}]
+    exp.on_epoch_start = lambda model, epoch: seen_epochs.append(epoch)
+    weights = torch.zeros(256)
+    weights[:10] = 1.0  # only the first 10 samples may be drawn
+    exp.sample_weights = lambda ds: weights
+    step = exp.training_step
+
+    def recording_step(model, batch):
+        if model.training:
+            drawn.append(batch[0])
+        return step(model, batch)
+
+    exp.training_step = recording_step
+    trainer = Trainer(exp, RunStore(runs_dir).create(cfg), progress_bar=False)
+    trainer.fit()
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([0.01, 0.1])
+    assert seen_epochs == [0, 1]
+    x_train = exp.build_datasets()[0].tensors[0]
+    rows = torch.cat(drawn)
+    assert rows.shape[0] == 2 * 256
+    allowed = x_train[:10]
+    assert all((allowed == r).all(1).any() for r in rows)

@@ -37,6 +37,20 @@ class Experiment:
         """(train, val); val may be None. Heavy loading happens here, not in __init__."""
         raise NotImplementedError
 
+    def param_groups(self, model: nn.Module) -> list[dict] | None:
+        """Optimiser parameter groups (e.g. a lower LR for a backbone); None = one group.
+
+        Each group may carry ``lr_scale``: its LR is ``train.lr * lr_scale``.
+        """
+        return None
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        """Called before each epoch (also after a resume), e.g. to unfreeze a backbone."""
+
+    def sample_weights(self, train_ds: Dataset) -> torch.Tensor | None:
+        """Per-sample weights [N] for weighted sampling (class balancing); None = shuffle."""
+        return None
+
     def collate(self, samples: list) -> Any:
         return torch.utils.data.default_collate(samples)
 

@@ -28,11 +28,18 @@ def _sgd(params, tc: TrainConfig):
     return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
 
 
-def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+def build_optimizer(model: nn.Module, tc: TrainConfig, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """One group of every parameter, or the experiment's groups (``lr_scale`` -> lr).
+
+    Frozen parameters stay in their group so that unfreezing them later trains them.
+    """
+    if groups is None:
+        groups = [{"params": list(model.parameters())}]
+    groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "params": list(g["params"]),
+               "lr": tc.lr * g.get("lr_scale", 1.0)} for g in groups]
+    if not any(p.requires_grad for g in groups for p in g["params"]):
         raise ValueError("the model has no trainable parameters")
-    return OPTIMIZERS.create(tc.optimizer, params=params, tc=tc)
+    return OPTIMIZERS.create(tc.optimizer, params=groups, tc=tc)
 
 
 def warmup_cosine(warmup: int, total: int):
@@ -63,7 +70,8 @@ def _constant(opt, tc: TrainConfig, total_steps: int):
 
 @SCHEDULERS.register("onecycle")
 def _onecycle(opt, tc: TrainConfig, total_steps: int):
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=max(total_steps, 2))
+    max_lr = [g["lr"] for g in opt.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=max(total_steps, 2))
 
 
 @SCHEDULERS.register("plateau")

@@ -59,9 +59,13 @@ class EpochBatches(torch.utils.data.Sampler):
     exact same batches.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start: int = 0):
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start: int = 0,
+                 weights: torch.Tensor | None = None):
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        self.order = torch.randperm(n, generator=g).tolist()
+        if weights is None:
+            self.order = torch.randperm(n, generator=g).tolist()
+        else:  # weighted draw with replacement, e.g. class-balanced sampling
+            self.order = torch.multinomial(weights.double(), n, replacement=True, generator=g).tolist()
         self.batch_size, self.start = batch_size, start
 
     def __iter__(self):
@@ -108,7 +112,8 @@ class Trainer:
         self.train_ds: Dataset = train_ds
         self.val_ds: Dataset | None = val_ds
         self.model = self.exp.build_model().to(self.device)
-        self.optimizer = build_optimizer(self.model, self.tc)
+        self.optimizer = build_optimizer(self.model, self.tc, self.exp.param_groups(self.model))
+        self.sample_weights = self.exp.sample_weights(train_ds)
         self.steps_per_epoch = math.ceil(len(train_ds) / self.tc.batch_size)
         total = self.tc.max_epochs * self.steps_per_epoch
         self.total_steps = min(total, self.tc.max_steps) if self.tc.max_steps else total
@@ -121,7 +126,8 @@ class Trainer:
         self._acc_n = 0
 
     def train_loader(self, epoch: int, start: int) -> DataLoader:
-        sampler = EpochBatches(len(self.train_ds), self.tc.batch_size, self.cfg.seed, epoch, start)
+        sampler = EpochBatches(len(self.train_ds), self.tc.batch_size, self.cfg.seed, epoch, start,
+                               self.sample_weights)
         g = torch.Generator().manual_seed(self.cfg.seed * 7_919 + epoch)  # worker seeds
         return DataLoader(self.train_ds, batch_sampler=sampler, collate_fn=self.exp.collate,
                           num_workers=self.tc.num_workers, generator=g,
@@ -299,6 +305,7 @@ class Trainer:
         s, tc = self.state, self.tc
         last_val_step = -1
         while s.epoch < tc.max_epochs and s.step < self.total_steps and not s.stop_reason:
+            self.exp.on_epoch_start(self.model, s.epoch)
             for batch in self.train_loader(s.epoch, s.batch_in_epoch):
                 self.train_step(batch)
                 s.step += 1
