@@ -1,10 +1,11 @@
 """``python -m workbench data build-demo``: every demo dataset and the static web assets."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
-from workbench.paths import REPO_ROOT, STATIC
+from workbench.paths import STATIC
 
 
 def build_all(root: Path, only: list[str] | None = None, force: bool = False) -> dict[str, Any]:
@@ -16,5 +17,6 @@ def build_all(root: Path, only: list[str] | None = None, force: bool = False) ->
         report["static"] = [str(p) for p in build_static(STATIC, force=force)]
     datasets = [name for name in only or [] if name != "static"] or None
     if not only or datasets:
-        report["datasets"] = build_demo(root, only=datasets, force=force)
+        report["datasets"] = build_demo(root, only=datasets, force=force,
+                                        progress=lambda msg: print(msg, file=sys.stderr))
     return report

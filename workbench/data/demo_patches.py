@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -174,7 +174,7 @@ def nearest_places(lat: np.ndarray, lon: np.ndarray) -> pd.DataFrame:
     _, index = tree.query(latlon_to_xyz(lat, lon))
     hit = table.iloc[index]
     city, admin1, country = (hit[c].to_numpy() for c in ("name", "admin1", "cc"))
-    place = [", ".join(p for p in parts if p) for parts in zip(city, admin1, country)]
+    place = [", ".join(p for p in parts if p) for parts in zip(city, admin1, country, strict=True)]
     km = haversine_km(lat, lon, hit["lat"].astype(float).to_numpy(),
                       hit["lon"].astype(float).to_numpy())
     return pd.DataFrame({"place": place, "city": city, "admin1": admin1, "country": country,
@@ -211,10 +211,10 @@ def build_geo_patches(directory: Path, *, seed: int, n_patches: int, patch_size:
 
     progress(f"geo-patches: writing {n_patches} JPEG tiles")
     (directory / "images").mkdir(parents=True)
-    for path, tile in zip(frame["path"], tiles["rgb"]):  # file I/O: one write per tile
+    for path, tile in zip(frame["path"], tiles["rgb"], strict=True):  # file I/O: one write per tile
         Image.fromarray(tile).save(directory / path, quality=90, subsampling=0)
     np.save(directory / "bands.npy", bands)
-    frame.to_csv(directory / "patches.csv", index=False, float_format="%.5f")
+    frame.to_csv(directory / "patches.csv", index=False)  # lat/lon already rounded to 1e-5
 
     counts = {"patches": n_patches, **{s: int((split == s).sum()) for s in SPLITS},
               "s2_cells": int(len(np.unique(cells))),

@@ -7,9 +7,9 @@ and licence). Rebuilding gives byte-identical files.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
