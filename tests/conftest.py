@@ -31,6 +31,8 @@ def toy_cfg():
     from workbench.experiments import build_config
 
     def make(**flat):
+        # CPU unless a test asks otherwise: exact-resume guarantees are CPU guarantees.
+        flat = {"train.device": "cpu", **flat}
         return build_config({"kind": "toy"}, [f"{k}={v}" for k, v in flat.items()])
 
     return make
