@@ -1,0 +1,408 @@
+"""The point datasets the workbench can browse, and loading them with validation.
+
+A point dataset is a CSV file with one row per sample:
+
+- ``lat``, ``lon``: degrees (also accepted, in any case: latitude / longitude / lng / long);
+- ``split`` (optional): train / val / test (validation, valid, training, testing are
+  normalised); rows without a split column get ``"all"``, empty cells ``"unassigned"``;
+- ``path`` (optional): an image file relative to the CSV (image-folder + CSV layout);
+- any other column is a label kept as loaded (country, place, population, ...).
+
+Where datasets come from (``list_datasets``):
+
+| source | where | name |
+| --- | --- | --- |
+| ``demo`` | ``<root>/<name>/`` with a ``manifest.json`` listing a CSV (``build_demo``), or a folder holding ``<name>.csv`` | folder name |
+| ``user`` | any CSV registered by path (``register_dataset``), kept in ``<root>/datasets.json`` | chosen name |
+| ``subset`` | ``<csv stem>.overfit-<k>.csv`` next to a dataset's CSV (``workbench.data.subsets``) | ``<name>/overfit-<k>`` |
+
+``<root>`` is ``$WORKBENCH_DATA`` or the repository's ``data/``. Errors are
+``NotFoundError`` (a file or name that does not exist) and ``InputError`` (a malformed CSV,
+missing lat / lon columns, a non-numeric or out-of-range coordinate), each one line naming
+the file and the line / column at fault.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import InputError, NotFoundError
+from workbench.paths import REPO_ROOT
+
+DATA_ENV = "WORKBENCH_DATA"
+DEFAULT_ROOT = REPO_ROOT / "data"
+REGISTRY_FILE = "datasets.json"
+MANIFEST = "manifest.json"
+BUILD_HINT = "python -m workbench data build-demo"
+
+LAT_NAMES = ("lat", "latitude")
+LON_NAMES = ("lon", "lng", "long", "longitude")
+SPLIT_ALIASES = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}
+NO_SPLIT = "all"  # the split of every row of a CSV without a split column
+UNASSIGNED = "unassigned"  # an empty cell of a split column
+EVAL_SPLITS = ("val", "test")  # held-out splits, in order of preference for the oracle
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SUBSET = re.compile(r"\.overfit-(\d+)\.csv$")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One browsable dataset: its name, its CSV file and where it comes from."""
+
+    name: str  # "gallery", "gallery/overfit-1", a user's name
+    csv: Path
+    source: str  # "demo", "user", "subset" or "file" (a path given directly)
+    description: str = ""
+
+    @property
+    def folder(self) -> Path:
+        """The folder of the CSV: image paths are relative to it; subsets land in it."""
+        return self.csv.parent
+
+    def signature(self) -> tuple[str, int, int]:
+        """(path, mtime_ns, size) of the CSV: a cache key that changes when the file does.
+
+        Raises NotFoundError if the CSV is missing."""
+        try:
+            stat = self.csv.stat()
+        except OSError:
+            raise _missing(self) from None
+        return str(self.csv), stat.st_mtime_ns, stat.st_size
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which rows build a partition (``fit``) and which evaluate it (``eval``): [N] bool."""
+
+    fit: np.ndarray
+    eval: np.ndarray
+    fit_name: str  # "train", or "all" when the dataset has no training split
+    eval_name: str  # "val", "test", or fit_name when nothing is held out
+
+    @property
+    def held_out(self) -> bool:
+        return self.eval_name in EVAL_SPLITS
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The data folder: ``root`` if given, else ``$WORKBENCH_DATA``, else ``<repo>/data``."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get(DATA_ENV)
+    return Path(env) if env else DEFAULT_ROOT
+
+
+def list_datasets(root: str | Path | None = None) -> list[DatasetInfo]:
+    """Every dataset under the data root and every registered CSV, each followed by its
+    overfit subsets. Registered CSVs are listed even when their file has gone (loading them
+    then raises NotFoundError saying so)."""
+    root = data_root(root)
+    found = [*_folder_datasets(root), *_registered(root).values()]
+    out: list[DatasetInfo] = []
+    for info in found:
+        out.append(info)
+        out.extend(_subsets_of(info))
+    return out
+
+
+def get_dataset(name: str, root: str | Path | None = None) -> DatasetInfo:
+    """The dataset called ``name``; NotFoundError lists the available names."""
+    datasets = list_datasets(root)
+    for info in datasets:
+        if info.name == name:
+            return info
+    available = [d.name for d in datasets]
+    hint = f"Available: {available}" if available else \
+        f"no dataset in {data_root(root)}; run `{BUILD_HINT}` or register a CSV"
+    raise NotFoundError(f"dataset {name!r} not found. {hint}")
+
+
+def resolve(dataset: DatasetInfo | str | Path, root: str | Path | None = None) -> DatasetInfo:
+    """A DatasetInfo from an info, a dataset name, or a path to a CSV file (a Path, or a
+    string ending in .csv)."""
+    if isinstance(dataset, DatasetInfo):
+        return dataset
+    if isinstance(dataset, Path) or str(dataset).lower().endswith(".csv"):
+        path = Path(dataset)
+        return DatasetInfo(path.stem, path, "file")
+    return get_dataset(str(dataset), root)
+
+
+def register_dataset(path: str | Path, name: str | None = None,
+                     root: str | Path | None = None, description: str = "") -> DatasetInfo:
+    """Make a CSV of points browsable under ``name`` (default: the file's stem).
+
+    The file is loaded once to validate it (InputError / NotFoundError if it cannot be
+    used). The registration is kept in ``<root>/datasets.json`` with the absolute path.
+    Registering an existing user name again replaces it; demo names cannot be taken.
+    """
+    path = Path(path).expanduser().resolve()
+    name = name.strip() if name else re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)[:64]
+    if not _NAME.match(name):
+        raise InputError(f"dataset name {name!r} is not allowed: use 1-64 letters, digits, "
+                         f"'.', '_' or '-', starting with a letter or digit")
+    root = data_root(root)
+    if any(d.name == name for d in _folder_datasets(root)):
+        raise InputError(f"dataset name {name!r} is taken by the dataset in {root / name}; "
+                         f"choose another name")
+    if not path.is_file():
+        raise NotFoundError(f"cannot register {path}: no such file; give the path of an "
+                            f"existing CSV with lat, lon columns")
+    info = DatasetInfo(name, path, "user", description)
+    load_points(info)  # validate before remembering it
+    entries = _read_registry(root)
+    entries[name] = {"path": str(path), "description": description}
+    _write_registry(root, entries)
+    return info
+
+
+def unregister_dataset(name: str, root: str | Path | None = None) -> None:
+    """Forget a registered CSV (the file itself is left alone)."""
+    root = data_root(root)
+    entries = _read_registry(root)
+    if name not in entries:
+        raise NotFoundError(f"no registered dataset {name!r}. Registered: {sorted(entries)}")
+    del entries[name]
+    _write_registry(root, entries)
+
+
+def load_points(dataset: DatasetInfo | str | Path, root: str | Path | None = None) -> pd.DataFrame:
+    """The samples of a dataset as a DataFrame [N rows].
+
+    Columns: lat, lon (float64 degrees, validated), split (str, see the module docstring),
+    then the CSV's other columns as pandas reads them (path, labels, ...). The index is
+    0..N-1 in file order. Raises NotFoundError for a missing file and InputError for a
+    malformed CSV, missing columns or bad coordinates (naming the file and line).
+    """
+    info = resolve(dataset, root)
+    if not info.csv.is_file():
+        raise _missing(info)  # says whether to rebuild the demo data or re-register
+    return points_from_table(read_table(info.csv), info.csv)
+
+
+def read_table(csv: Path, text: bool = False) -> pd.DataFrame:
+    """The rows of a CSV, header excluded; blank lines dropped. The index of each row is
+    its line number in the file minus 2 (the header is line 1), so errors can name lines.
+
+    text=True keeps every value as the exact text of the file (for rewriting rows as they
+    were, e.g. subsets); otherwise pandas infers column types.
+    """
+    csv = Path(csv)
+    if not csv.is_file():
+        raise _missing(DatasetInfo(csv.stem, csv, "file"))
+    # Only empty cells are missing: "NA" is Namibia's country code, not a missing value.
+    kwargs = dict(dtype=str, keep_default_na=False) if text else \
+        dict(keep_default_na=False, na_values=[""])
+    try:
+        frame = pd.read_csv(csv, skip_blank_lines=False, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{csv} is empty: a dataset CSV needs a header line with lat and lon "
+                         f"columns, then one row per sample") from None
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "")
+        raise InputError(f"{csv} is not a well-formed CSV ({detail}); every row needs as many "
+                         f"comma-separated fields as the header") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {csv}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{csv} is not UTF-8 text (byte {exc.start}); save it as a UTF-8 "
+                         f"CSV") from None
+    blank = frame.isna().all(axis=1) if not text else (frame == "").all(axis=1)
+    return frame[~blank.to_numpy()]
+
+
+def points_from_table(frame: pd.DataFrame, csv: Path) -> pd.DataFrame:
+    """Validate a table from ``read_table`` and return the points (see ``load_points``)."""
+    if frame.empty:
+        raise InputError(f"{csv} has no rows: add one row per sample below the header")
+    lat_col = _find_column(frame.columns, LAT_NAMES, "latitude", csv)
+    lon_col = _find_column(frame.columns, LON_NAMES, "longitude", csv)
+    lat = _coordinates(frame[lat_col], lat_col, 90.0, csv)
+    lon = _coordinates(frame[lon_col], lon_col, 180.0, csv)
+    split_col = _find_column(frame.columns, ("split",), "split", csv, required=False)
+    split = _splits(frame[split_col]) if split_col else np.full(len(frame), NO_SPLIT, object)
+    rest = frame.drop(columns=[c for c in (lat_col, lon_col, split_col) if c])
+    points = pd.DataFrame({"lat": lat, "lon": lon, "split": split})
+    for col in rest.columns:
+        points[col] = rest[col].to_numpy()
+    return points
+
+
+def split_counts(points: pd.DataFrame) -> pd.DataFrame:
+    """Samples per split: columns split, count; train / val / test first, then the rest."""
+    counts = points["split"].value_counts()
+    order = [s for s in ("train", *EVAL_SPLITS) if s in counts.index]
+    order += sorted(s for s in counts.index if s not in order)
+    return pd.DataFrame({"split": order, "count": counts[order].to_numpy(np.int64)})
+
+
+def fit_eval_split(points: pd.DataFrame) -> SplitPlan:
+    """Rows to build a partition on and rows to evaluate it on.
+
+    fit: the train split if there is one, else every row outside the held-out split (every
+    row if that leaves nothing). eval: val if present, else test, else the fit rows
+    themselves (no held-out data: the oracle then measures how well the cells fit their
+    own points).
+    """
+    split = points["split"].to_numpy()
+    present = set(pd.unique(split))
+    held = next((s for s in EVAL_SPLITS if s in present), None)
+    if "train" in present:
+        fit, fit_name = split == "train", "train"
+    else:
+        fit = split != held if held else np.ones(len(split), bool)
+        fit_name = f"all but {held}" if held else "all"
+        if not fit.any():
+            fit, fit_name = np.ones(len(split), bool), "all"
+    evaluate = split == held if held else fit
+    return SplitPlan(fit=fit, eval=evaluate, fit_name=fit_name, eval_name=held or fit_name)
+
+
+def partition_path(info: DatasetInfo, t_min: int, t_max: int, min_level: int,
+                   max_level: int) -> Path:
+    """Where a partition of this dataset is saved: next to its CSV, named by its parameters
+    (e.g. ``gallery.partition-t50-1000-l2-20.csv``)."""
+    stem = info.csv.name[: -len(info.csv.suffix)] if info.csv.suffix else info.csv.name
+    return info.folder / f"{stem}.partition-t{t_min}-{t_max}-l{min_level}-{max_level}.csv"
+
+
+# -- discovery -------------------------------------------------------------------------------
+
+def _folder_datasets(root: Path) -> list[DatasetInfo]:
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        csv, description = _manifest_csv(folder)
+        if csv is None and (folder / f"{folder.name}.csv").is_file():
+            csv = folder / f"{folder.name}.csv"
+        if csv is not None:
+            out.append(DatasetInfo(folder.name, csv, "demo", description))
+    return out
+
+
+def _manifest_csv(folder: Path) -> tuple[Path | None, str]:
+    """The first CSV a demo manifest lists, and a one-line description from it."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None, ""
+    csvs = [f for f in manifest.get("files", []) if str(f).lower().endswith(".csv")]
+    if not csvs:
+        return None, ""
+    counts = ", ".join(f"{k}: {v}" for k, v in (manifest.get("counts") or {}).items())
+    return folder / csvs[0], "; ".join(filter(None, [manifest.get("source", ""), counts]))
+
+
+def _subsets_of(info: DatasetInfo) -> list[DatasetInfo]:
+    if info.source == "subset" or not info.folder.is_dir():
+        return []
+    stem = info.csv.name[: -len(info.csv.suffix)] if info.csv.suffix else info.csv.name
+    subsets = []
+    for path in info.folder.glob(f"{glob_escape(stem)}.overfit-*.csv"):
+        match = _SUBSET.search(path.name)
+        if match and path.name == f"{stem}.overfit-{match.group(1)}.csv":
+            subsets.append((int(match.group(1)), path))
+    return [DatasetInfo(f"{info.name}/overfit-{k}", path, "subset",
+                        f"{k} sample(s) per partition cell of {info.name}")
+            for k, path in sorted(subsets)]
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _registered(root: Path) -> dict[str, DatasetInfo]:
+    return {name: DatasetInfo(name, Path(entry["path"]), "user", entry.get("description", ""))
+            for name, entry in _read_registry(root).items()}
+
+
+def _read_registry(root: Path) -> dict[str, dict]:
+    path = root / REGISTRY_FILE
+    try:
+        entries = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}); fix or delete it (it only lists "
+                         f"registered CSV paths)") from None
+    if not isinstance(entries, dict) or not all(
+            isinstance(e, dict) and "path" in e for e in entries.values()):
+        raise InputError(f"{path} should map dataset names to {{\"path\": ...}}; fix or "
+                         f"delete it")
+    return entries
+
+
+def _write_registry(root: Path, entries: dict[str, dict]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / REGISTRY_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+# -- validation ------------------------------------------------------------------------------
+
+def _missing(info: DatasetInfo) -> NotFoundError:
+    if info.source == "user":
+        what = (f"registered dataset {info.name!r}: file not found: {info.csv}; restore the "
+                f"file or register it again from its new path")
+    else:
+        what = (f"dataset file not found: {info.csv}; build the demo datasets with "
+                f"`{BUILD_HINT}` or pass the path of an existing CSV")
+    return NotFoundError(what)
+
+
+def _find_column(columns: pd.Index, names: tuple[str, ...], what: str, csv: Path,
+                 required: bool = True) -> str | None:
+    """The first column whose lower-cased, stripped name is in ``names`` (in their order)."""
+    lookup = {}
+    for col in columns:
+        lookup.setdefault(str(col).strip().lower(), col)
+    for name in names:
+        if name in lookup:
+            return lookup[name]
+    if not required:
+        return None
+    shown = [str(c) for c in columns][:12]
+    raise InputError(f"{csv} has no {what} column: expected one named {' / '.join(names)}; "
+                     f"found columns {shown}")
+
+
+def _where(frame_index: int, position: int) -> str:
+    """'line 5 (data row 4)': the file line (the header is line 1; see ``read_table``) and
+    the 1-based row number among the data rows."""
+    return f"line {frame_index + 2} (data row {position + 1})"
+
+
+def _coordinates(column: pd.Series, name: str, limit: float, csv: Path) -> np.ndarray:
+    """float64 [N] degrees in [-limit, limit]; InputError names the first bad line."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    bad = ~(np.abs(values) <= limit)  # NaN fails the comparison, so it is caught too
+    if not bad.any():
+        return values
+    first = int(np.argmax(bad))
+    raw = column.iloc[first]
+    text = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
+    if text == "":
+        problem = f"{name} is empty"
+    elif np.isnan(values[first]):
+        problem = f"{name} = {text!r} is not a number"
+    else:
+        problem = f"{name} = {values[first]:g} is outside [{-limit:g}, {limit:g}] degrees"
+    hint = "; check for swapped lat/lon columns" if not np.isnan(values[first]) else ""
+    raise InputError(f"{csv}, {_where(int(column.index[first]), first)}: {problem} "
+                     f"({int(bad.sum())} bad row(s) in total{hint})")
+
+
+def _splits(column: pd.Series) -> np.ndarray:
+    text = column.fillna("").astype(str).str.strip().str.lower()
+    text = text.replace(SPLIT_ALIASES).replace("", UNASSIGNED)
+    return text.to_numpy(object)
