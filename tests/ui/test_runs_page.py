@@ -1,0 +1,231 @@
+"""AppTest of pages/1_Runs.py against a temporary runs directory and the toy kind.
+
+Jobs are real subprocesses (``python -m workbench train --run-dir``); ``run_every``
+fragments do not fire in AppTest, so each check re-runs the page.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from workbench.runs import JobManager, RunStore
+from workbench.ui.forms import NO_PRESET, widget_key
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PAGE = str(REPO_ROOT / "pages" / "1_Runs.py")
+
+
+@pytest.fixture
+def env(runs_dir, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_PLUGINS", "tests.toy_experiment")
+    monkeypatch.setenv("WORKBENCH_RUNS", str(runs_dir))
+    return runs_dir
+
+
+def page() -> AppTest:
+    """The Runs page with the toy kind chosen in the launch form (real kinds may sort first)."""
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert "toy" in at.selectbox(key="launch_kind").options
+    if at.selectbox(key="launch_kind").value != "toy":
+        at.selectbox(key="launch_kind").set_value("toy").run()
+    return at
+
+
+def field(at: AppTest, widget: str, key: str, preset: str = NO_PRESET):
+    return getattr(at, widget)(key=widget_key("toy", preset, key))
+
+
+def button(at: AppTest, label: str):
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no button {label!r}; have {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def overview(at: AppTest):
+    frames = [df.value for df in at.dataframe if "state" in df.value.columns and "run" in df.value.columns]
+    assert frames, "the runs table is missing"
+    return frames[0].set_index("run")
+
+
+def progress_text(at: AppTest) -> str:
+    bars = at.get("progress")
+    assert bars, "no progress bar"
+    return bars[0].proto.text
+
+
+def plotly_values(values) -> list:
+    """Plotly sends numpy arrays as typed arrays ({"dtype", "bdata"}): decode them."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def test_page_renders_with_generated_form(env):
+    at = page()
+    assert not at.exception
+    assert at.title[0].value == "Runs"
+    assert any(f"tensorboard --logdir {env.resolve()}" in c.value for c in at.caption)
+    assert at.info and "No runs yet" in at.info[0].value
+    assert at.selectbox(key="launch_kind").value == "toy"
+    # every field of the toy config, with its default, in the widget its type calls for
+    assert field(at, "number_input", "data.n_train").value == 256
+    assert field(at, "number_input", "train.batch_size").value == 32
+    assert field(at, "number_input", "nan_at_step").value == -1
+    assert field(at, "text_input", "train.lr").value == "0.001"
+    assert field(at, "text_input", "data.noise").value == "0.1"
+    assert field(at, "text_input", "sleep_s").value == "0.0"
+    assert field(at, "text_input", "name").value == ""
+    assert field(at, "selectbox", "train.optimizer").value == "adamw"
+    assert field(at, "selectbox", "train.optimizer").options == ["adamw", "adam", "sgd"]
+    assert field(at, "checkbox", "train.amp").value is True
+    assert [e.label for e in at.expander] == ["run", "data", "model", "train"]
+
+
+def test_launch_valid_form_creates_a_run_that_finishes(env):
+    at = page()
+    field(at, "text_input", "name").set_value("from-ui")
+    field(at, "number_input", "train.max_epochs").set_value(2)
+    field(at, "number_input", "train.log_every").set_value(2)
+    field(at, "text_input", "train.lr").set_value("5e-4")
+    button(at, "Launch run").click().run()
+    assert not at.exception
+    runs = RunStore(env).list()
+    assert len(runs) == 1
+    run = runs[0]
+    cfg = run.config_dict()
+    assert cfg["name"] == "from-ui" and cfg["train"]["max_epochs"] == 2 and cfg["train"]["lr"] == 5e-4
+    assert at.session_state["selected_run"] == run.id and at.session_state["runs_tab"] == "Monitor"
+    assert any(run.id in s.value for s in at.success)
+    assert overview(at).loc[run.id, "state"] in ("queued", "running")
+
+    jobs = JobManager(RunStore(env))
+    wait_for(lambda: jobs.refresh(run)["state"] == "done", 90, "the launched run to finish")
+    at.run()
+    assert not at.exception
+    row = overview(at).loc[run.id]
+    assert row["state"] == "done" and row["progress"] == 1.0 and row["step"] == "16/16"
+    assert progress_text(at).startswith("done · step 16/16")
+    names = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert names == ["train/loss", "val/loss"]
+    # the live view kept its reader in the session and has read the file to its end
+    follower = at.session_state[f"metrics::{run.id}"]
+    assert follower.offset == run.metrics_path.stat().st_size
+    assert follower.frame["step"].max() == 16
+
+
+def test_invalid_value_shows_error_and_creates_no_run(env):
+    at = page()
+    field(at, "text_input", "train.lr").set_value("fast")
+    button(at, "Launch run").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("Not launched" in e and "train.lr: expected float, got str 'fast'" in e for e in errors), errors
+    assert RunStore(env).list() == []
+    # a name with no usable characters is rejected by the run store, also inline
+    field(at, "text_input", "train.lr").set_value("0.001")
+    field(at, "text_input", "name").set_value("!!!")
+    button(at, "Launch run").click().run()
+    assert any("no usable characters" in e.value for e in at.error)
+    assert RunStore(env).list() == []
+
+
+def test_preset_fills_the_form(env, tmp_path, monkeypatch):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "toy_quick.yaml").write_text("kind: toy\nsleep_s: 0.02\ntrain:\n  lr: 3.0e-4\n  max_epochs: 3\n")
+    monkeypatch.setattr("workbench.ui.forms.CONFIGS", configs)
+    at = page()
+    preset = at.selectbox(key="launch_preset::toy")
+    assert preset.options == [NO_PRESET, "toy_quick.yaml"]
+    preset.set_value("toy_quick.yaml").run()
+    assert not at.exception
+    assert field(at, "text_input", "train.lr", "toy_quick.yaml").value == "0.0003"
+    assert field(at, "number_input", "train.max_epochs", "toy_quick.yaml").value == 3
+    assert field(at, "text_input", "sleep_s", "toy_quick.yaml").value == "0.02"
+    assert field(at, "number_input", "train.batch_size", "toy_quick.yaml").value == 32
+
+
+def test_no_kinds_shows_info(env, monkeypatch):
+    monkeypatch.setattr("workbench.experiments.load_kinds", lambda: [])
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert any("No experiment kinds are registered" in i.value for i in at.info)
+
+
+def _finished_run(store, toy_cfg, losses, **settings):
+    run = store.create(toy_cfg(**settings))
+    for step, loss in enumerate(losses, start=1):
+        run.append_metrics({"step": step, "epoch": 0, "split": "train", "time": 0.0, "train/loss": loss})
+    run.append_metrics({"step": len(losses), "epoch": 0, "split": "val", "time": 0.0, "val/loss": losses[-1] + 0.1})
+    run.update_status(state="done", step=len(losses), total_steps=len(losses), progress=1.0)
+    return run
+
+
+def test_compare_lists_only_differing_keys(env, toy_cfg):
+    store = RunStore(env)
+    a = _finished_run(store, toy_cfg, [1.0, 0.5, 0.25], seed=1, **{"train.lr": 0.01})
+    b = _finished_run(store, toy_cfg, [1.0, 0.8, 0.6], seed=2, **{"train.lr": 0.02})
+    at = page()
+    at.multiselect(key="compare_runs").set_value([a.id, b.id]).run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "train.lr" in df.value.columns)
+    assert table.columns.tolist() == ["seed", "train.lr", "train/loss", "val/loss"]
+    assert table.loc[a.id].tolist() == pytest.approx([1, 0.01, 0.25, 0.35])
+    assert table.loc[b.id].tolist() == pytest.approx([2, 0.02, 0.6, 0.7])
+    assert at.selectbox(key="compare_metric").value == "val/loss"
+    at.selectbox(key="compare_metric").set_value("train/loss").run()
+    spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert [t["name"] for t in spec["data"]] == [a.id, b.id]
+    assert plotly_values(spec["data"][0]["y"]) == pytest.approx([1.0, 0.5, 0.25])
+    assert plotly_values(spec["data"][1]["x"]) == [1, 2, 3]
+
+
+def test_delete_running_run_errors_then_stop_resume_delete(env, toy_cfg):
+    jobs = JobManager(RunStore(env))
+    run = jobs.submit(toy_cfg(name="slow", sleep_s=0.05, **{"train.max_epochs": 100, "train.log_every": 2}))
+    wait_for(lambda: jobs.refresh(run).get("step", 0) >= 2, 60, "the run to start stepping")
+    at = page()
+    assert at.session_state["selected_run"] == run.id
+    assert progress_text(at).startswith("running · step")
+
+    button(at, "Delete").click().run()
+    assert any("cannot be undone" in w.value for w in at.warning)
+    button(at, "Yes, delete").click().run()
+    assert not at.exception
+    assert any("is running; stop it first" in e.value for e in at.error), [e.value for e in at.error]
+    assert run.path.is_dir()
+
+    button(at, "Stop").click().run()
+    assert any(f"Stopped `{run.id}`" in s.value for s in at.success)
+    assert overview(at).loc[run.id, "state"] == "stopped"
+    assert progress_text(at).startswith("stopped")
+    assert button(at, "Stop").disabled and not button(at, "Resume").disabled
+
+    stopped_at = run.read_status()["step"]
+    button(at, "Resume").click().run()
+    assert overview(at).loc[run.id, "state"] in ("queued", "running")
+    assert run.read_status()["resume_count"] == 1
+    wait_for(lambda: jobs.refresh(run).get("step", 0) > stopped_at, 60, "the resumed run to step on")
+    jobs.stop(run.id)
+
+    button(at, "Delete").click().run()
+    button(at, "Yes, delete").click().run()
+    assert not at.exception
+    assert any(f"Deleted `{run.id}`" in s.value for s in at.success)
+    assert not run.path.exists()
+    assert any("No runs yet" in i.value for i in at.info)
