@@ -85,7 +85,9 @@ def trainer_loop(cfg, root) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    epochs, repeats = (1, 2) if quick else (3, 5)
+    # Runs long enough (~500 steps) that per-run costs (run directory, final checkpoint)
+    # weigh as little as they do in real training; the ratio is about the per-step loop.
+    epochs, repeats = (1, 2) if quick else (8, 5)
     cfg = build_config({"kind": "bench-mlp"}, [f"train.max_epochs={epochs}", "train.batch_size=256",
                                                "train.device=cpu", "train.log_every=10"])
     with tempfile.TemporaryDirectory() as root:
