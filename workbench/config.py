@@ -54,6 +54,7 @@ class TrainConfig:
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cpu", "cuda", "mps"))
     amp: bool = option(True, "mixed precision (CUDA only)")
     num_workers: int = option(0, "DataLoader worker processes")
+    threads: int = option(0, "torch CPU threads for this run; 0 = torch's default")
 
 
 @dataclass

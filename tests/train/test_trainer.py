@@ -171,3 +171,12 @@ def test_experiment_hooks_param_groups_weights_epoch_start(toy_cfg, runs_dir):
     assert rows.shape[0] == 2 * 256
     allowed = x_train[:10]
     assert all((allowed == r).all(1).any() for r in rows)
+
+
+def test_threads_setting_applies(toy_cfg, runs_dir):
+    before = torch.get_num_threads()
+    try:
+        fit(toy_cfg(**{"train.threads": 1, "train.max_epochs": 1}), runs_dir)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

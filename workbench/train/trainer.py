@@ -103,6 +103,8 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------
     def setup(self) -> None:
         seed_everything(self.cfg.seed)
+        if self.tc.threads:
+            torch.set_num_threads(self.tc.threads)
         self.device = select_device(self.tc.device)
         train_ds, val_ds = self.exp.build_datasets()
         if self.tc.max_samples:
