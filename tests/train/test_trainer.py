@@ -180,3 +180,9 @@ def test_threads_setting_applies(toy_cfg, runs_dir):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_final_metrics_without_a_run_directory(toy_cfg):
+    """In-memory training (no run store, as seed studies use) still reports final metrics."""
+    result = Trainer(create_experiment(toy_cfg(**{"train.max_epochs": 2})), None, progress_bar=False).fit()
+    assert result["state"] == "done" and set(result["final"]) == {"val/loss", "val/mae"}

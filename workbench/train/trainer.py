@@ -126,6 +126,7 @@ class Trainer:
         self.state = LoopState()
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
+        self._last_val_metrics: dict[str, float] = {}
 
     def train_loader(self, epoch: int, start: int) -> DataLoader:
         sampler = EpochBatches(len(self.train_ds), self.tc.batch_size, self.cfg.seed, epoch, start,
@@ -244,6 +245,7 @@ class Trainer:
         self.model.eval()
         metrics = {f"val/{k}": float(v) for k, v in self.exp.evaluate(self.model, loader).items()}
         self.log("val", metrics)
+        self._last_val_metrics = metrics
         value = metrics.get(self.monitor)
         if steps_per_validation(self.scheduler) and value is not None:
             self.scheduler.step(value)
@@ -341,7 +343,7 @@ class Trainer:
             break
         bar.close()
         self._flush_train_log()
-        final = self.validate() if last_val_step != s.step else self._last_val()
+        final = self.validate() if last_val_step != s.step else self._last_val_metrics
         self.save("last")
         if self.run is not None:
             self.exp.save_artifacts(self.model, self.val_loader(), self.run.artifacts_dir)
@@ -351,9 +353,3 @@ class Trainer:
                      monitor=self.monitor, stop_reason=s.stop_reason or None)
         return result
 
-    def _last_val(self) -> dict[str, float]:
-        if self.run is None:
-            return {}
-        records, _ = self.run.read_metrics()
-        vals = [r for r in records if r.get("split") == "val" and r.get("step") == self.state.step]
-        return {k: v for k, v in vals[-1].items() if k.startswith("val/")} if vals else {}
