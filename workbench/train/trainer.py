@@ -28,6 +28,7 @@ from workbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoi
 from workbench.train.schedulers import build_optimizer, build_scheduler, steps_per_validation
 
 HEARTBEAT_S = 5.0
+STATUS_EVERY_S = 1.0  # progress in status.json at most this often (each write is a rename)
 
 
 class NonFiniteLoss(WorkbenchError):
@@ -99,6 +100,7 @@ class Trainer:
         self._writer = None
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
+        self._status_time = 0.0
 
     # -- setup -----------------------------------------------------------------------
     def setup(self) -> None:
@@ -194,6 +196,7 @@ class Trainer:
         base = dict(step=self.state.step, epoch=self.state.epoch, total_steps=self.total_steps,
                     progress=round(done, 4), eta_s=eta, heartbeat=time.time())
         self.run.update_status(**{**base, **fields})
+        self._status_time = time.time()
 
     def _heartbeat(self) -> None:
         while not self._heartbeat_stop.wait(HEARTBEAT_S):
@@ -317,7 +320,8 @@ class Trainer:
                 bar.update(1)
                 if s.step % tc.log_every == 0:
                     self._flush_train_log()
-                    self._status()
+                    if time.time() - self._status_time >= STATUS_EVERY_S:  # readers poll ~1-2 s
+                        self._status()
                 if tc.val_every and s.step % tc.val_every == 0:
                     self.validate()
                     last_val_step = s.step
