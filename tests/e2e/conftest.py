@@ -41,6 +41,16 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 STARTUP_TIMEOUT_S = 60.0
 
 
+MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
+
+
+def map_frame(page, index: int = 0, timeout_ms: int = 30_000):
+    """(iframe locator, its content frame) of the index-th offline map on the page."""
+    frame_el = page.locator(MAP_IFRAME).nth(index)
+    frame_el.wait_for(state="visible", timeout=timeout_ms)
+    return frame_el, frame_el.element_handle().content_frame()
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: browser tests (Playwright + Debian chromium)")
 

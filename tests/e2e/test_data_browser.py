@@ -14,7 +14,7 @@ from workbench.data import catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = REPO_ROOT / "pages" / "2_Data.py"
-MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
+from tests.e2e.conftest import MAP_IFRAME
 SCREENSHOT = Path("/tmp/data_e2e.png")
 CITIES = [(48.85, 2.35), (40.71, -74.0), (35.68, 139.69), (-33.87, 151.21), (-23.55, -46.63),
           (19.43, -99.13), (28.61, 77.21), (30.04, 31.24), (-1.29, 36.82), (55.76, 37.62),

@@ -10,7 +10,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = REPO_ROOT / "pages" / "4_Geolocate.py"
 PHOTO = REPO_ROOT / "assets" / "photos" / "summer_palace_beijing.jpg"
-MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
+from tests.e2e.conftest import map_frame
 SCREENSHOT = Path("/tmp/geolocate_e2e.png")
 
 
@@ -31,9 +31,7 @@ def test_upload_shows_cells_and_score(streamlit_app, offline_page, blocked_reque
     value = score.locator('[data-testid="stMetricValue"]').inner_text().replace(",", "")
     assert 0 <= float(value) <= 5000
 
-    frame_el = page.locator(MAP_IFRAME).first
-    frame_el.wait_for(state="visible", timeout=30_000)
-    frame = frame_el.element_handle().content_frame()
+    frame_el, frame = map_frame(page)
     frame.wait_for_function("() => window.L && document.querySelector('.wb-legend')", timeout=30_000)
     cells = frame.evaluate(
         """() => {

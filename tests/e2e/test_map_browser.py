@@ -11,7 +11,7 @@ import pytest
 from workbench.ui.map import normalize_lon
 
 APP = Path(__file__).with_name("map_app.py")
-MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
+from tests.e2e.conftest import map_frame
 SCREENSHOT = Path("/tmp/map_e2e.png")
 
 
@@ -22,9 +22,7 @@ def test_map_renders_offline_and_reports_clicks(streamlit_app, offline_page, blo
     page.goto(app.url, wait_until="domcontentloaded")
     page.get_by_text("clicked: none").wait_for(timeout=30_000)
 
-    frame_el = page.locator(MAP_IFRAME)
-    frame_el.wait_for(state="visible", timeout=30_000)
-    frame = frame_el.element_handle().content_frame()
+    frame_el, frame = map_frame(page)
 
     # Leaflet 1.9 came from /app/static, and the Blue Marble overlay decoded (a broken or
     # blocked image has naturalWidth 0): the map is not blank.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "3_Soft_Prompt_Explorer.py"
-MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
+from tests.e2e.conftest import map_frame
 K = 64
 
 
@@ -20,9 +20,7 @@ def test_click_on_the_map_shows_k_bars(streamlit_app, offline_page, blocked_requ
     page.goto(app.url, wait_until="domcontentloaded")
     page.get_by_text("Click anywhere on the map to see the mixture weights.").wait_for(timeout=45_000)
 
-    frame_el = page.locator(MAP_IFRAME)
-    frame_el.wait_for(state="visible", timeout=30_000)
-    frame = frame_el.element_handle().content_frame()
+    frame_el, frame = map_frame(page)
     frame.wait_for_function("() => window.map && window.L && L.version.startsWith('1.9')", timeout=30_000)
     box = frame_el.bounding_box()
     # Put a known place under the click, then click it: Leaflet's own pixel -> lat/lng.
