@@ -1,10 +1,12 @@
 """The command line: help, one-line errors for bad input, the run lifecycle."""
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from workbench.cli import main
 from workbench.runs import RunStore
 
@@ -68,3 +70,40 @@ def test_train_list_show_eval_delete(capsys, tmp_path, runs_dir):
     assert "is running; stop it first" in one_line_error(capsys, ["runs", "delete", run_id])
     assert main(["runs", "stop", run_id]) == 0
     assert main(["runs", "delete", run_id]) == 0 and not run.path.exists()
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detach"])
+@pytest.mark.parametrize("override, message", [
+    ("train.batch_size=0", "train.batch_size: 0 is out of range; must be an integer >= 1 (samples)"),
+    ("train.lr=nan", "train.lr: nan is out of range; must be a finite number >= 0"),
+    ("train.max_epochs=-1", "train.max_epochs: -1 is out of range; must be an integer >= 1 (epochs)"),
+])
+def test_out_of_range_values_fail_at_once_before_any_run(capsys, tmp_path, runs_dir, override, message, detach):
+    (tmp_path / "cfg.yaml").write_text("kind: toy\n")
+    argv = ["train", str(tmp_path / "cfg.yaml"), override, *(["--detach"] if detach else [])]
+    assert one_line_error(capsys, argv) == f"error: {message}"
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())  # no run directory was created
+
+
+def test_out_of_range_in_a_preset_exits_2_with_one_line(tmp_path):
+    """The real entry point on a shipped preset: exit status 2, one stderr line, no run."""
+    runs = tmp_path / "runs"
+    out = subprocess.run([sys.executable, "-m", "workbench", "train", "configs/geolocator.yaml",
+                          "train.lr=nan", "--runs", str(runs)], capture_output=True, text=True,
+                         cwd=REPO_ROOT, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == "error: train.lr: nan is out of range; must be a finite number >= 0"
+    assert out.stdout == "" and not runs.exists()
+
+
+def test_a_broken_plugin_is_one_line(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("kind: toy\n")
+    env = {**os.environ, "WORKBENCH_PLUGINS": "tests.toy_experiment,no_such_plugin_mod"}
+    out = subprocess.run([sys.executable, "-m", "workbench", "train", str(tmp_path / "cfg.yaml"),
+                          "--runs", str(tmp_path / "runs")], capture_output=True, text=True,
+                         cwd=REPO_ROOT, env=env, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "error: WORKBENCH_PLUGINS names the module 'no_such_plugin_mod', which could not be imported "
+        "(ModuleNotFoundError: No module named 'no_such_plugin_mod'); fix it or remove it from "
+        "WORKBENCH_PLUGINS (comma-separated Python module names, e.g. mypkg.my_experiment)")

@@ -14,20 +14,21 @@ from torch.utils.data import TensorDataset
 
 from workbench.config import RunConfig, option
 from workbench.experiments import EXPERIMENTS, Experiment
+from workbench.runs import progress
 
 
 @dataclass
 class ToyData:
-    n_train: int = option(256, "training samples")
-    n_val: int = option(64, "validation samples")
-    dim: int = option(8, "input features")
-    noise: float = option(0.1, "label noise std")
+    n_train: int = option(256, "training samples", unit="samples", ge=1)
+    n_val: int = option(64, "validation samples", unit="samples", ge=1)
+    dim: int = option(8, "input features", unit="features", ge=1)
+    noise: float = option(0.1, "label noise std", ge=0)
 
 
 @dataclass
 class ToyModel:
-    hidden: int = option(32, "hidden units")
-    dropout: float = option(0.1, "dropout probability")
+    hidden: int = option(32, "hidden units", unit="units", ge=1)
+    dropout: float = option(0.1, "dropout probability", ge=0, lt=1)
 
 
 @dataclass
@@ -35,8 +36,10 @@ class ToyConfig(RunConfig):
     kind: str = "toy"
     data: ToyData = field(default_factory=ToyData)
     model: ToyModel = field(default_factory=ToyModel)
-    sleep_s: float = option(0.0, "sleep per training step (to test live jobs)")
-    nan_at_step: int = option(-1, "return a NaN loss from this step on (to test failure)")
+    sleep_s: float = option(0.0, "sleep per training step (to test live jobs)", unit="seconds", ge=0)
+    nan_at_step: int = option(-1, "return a NaN loss from this step on (to test failure); -1 = never",
+                              unit="steps", ge=-1)
+    setup_sleep_s: float = option(0.0, "sleep while building the datasets (a long setup)", unit="seconds", ge=0)
 
 
 @EXPERIMENTS.register("toy")
@@ -46,6 +49,12 @@ class Toy(Experiment):
 
     def build_datasets(self):
         d = self.cfg.data
+        if self.cfg.setup_sleep_s:  # like feature caching: a long phase before any step
+            steps = 10
+            with progress.phase("setup", "toy setup", total=steps):
+                for i in range(steps):
+                    time.sleep(self.cfg.setup_sleep_s / steps)
+                    progress.advance(i + 1)
         g = torch.Generator().manual_seed(1234)
         w = torch.randn(d.dim, 1, generator=g)
         x = torch.randn(d.n_train + d.n_val, d.dim, generator=g)

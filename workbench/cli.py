@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from workbench.errors import WorkbenchError
+from workbench.errors import NonFiniteLoss, WorkbenchError
 from workbench.registry import Registry
 
 from workbench.paths import REPO_ROOT  # noqa: E402
@@ -56,13 +56,14 @@ def _train_parser(sub):
 
 
 def cmd_train(args) -> int:
-    from workbench.experiments import create_experiment, load_config
     from workbench.runs import JobManager, Run, RunStore
-    from workbench.train.trainer import Trainer
 
-    if args.run_dir:
+    if args.run_dir:  # a background job: beat before any heavy import (torch)
         run = Run(Path(args.run_dir))
         return _run_job(run, args.resume)
+    from workbench.experiments import create_experiment, load_config
+    from workbench.train.trainer import Trainer
+
     if not args.config:
         raise WorkbenchError("train needs a CONFIG file (e.g. configs/<kind>.yaml) or --run-dir")
     cfg = load_config(args.config, args.overrides)
@@ -88,13 +89,26 @@ def _run_job(run, resume: bool) -> int:
 
     signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())  # before the slow imports
 
-    from workbench.experiments import create_experiment
-    from workbench.runs import JobManager, RunStore
-    from workbench.train.trainer import NonFiniteLoss, Trainer
+    from workbench.runs import progress
 
-    run.update_status(state="running", pid=os.getpid(), heartbeat=time.time())
+    # Beat from the first second, on a thread of its own: a long setup (feature caching,
+    # target encoding) or a slow import must never look like a hung job.
+    run.update_status(state="running", pid=os.getpid())
+    try:
+        interval = progress.heartbeat_interval()
+    except WorkbenchError as exc:
+        run.update_status(state="failed", error=str(exc), ended=time.time())
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    heartbeat = progress.Heartbeat(run, interval).start()
+    progress.install(heartbeat)
+    progress.set_phase("setup", "starting (imports)")
+
     code = 0
     try:
+        from workbench.experiments import create_experiment
+        from workbench.train.trainer import Trainer
+
         Trainer(create_experiment(run.load_config()), run).fit(resume=resume)
     except NonFiniteLoss as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -107,6 +121,11 @@ def _run_job(run, resume: bool) -> int:
         traceback.print_exc()
         run.update_status(state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time())
         code = 1
+    finally:
+        heartbeat.stop()
+        progress.install(None)
+    from workbench.runs import JobManager, RunStore
+
     JobManager(RunStore(run.path.parent)).schedule()  # hand the free slot to the next job
     return code
 
@@ -130,9 +149,13 @@ def _runs_parser(sub):
 
 
 def run_summary(run, status: dict) -> dict:
+    from workbench.runs.progress import describe
+
     age = time.time() - status.get("created", time.time())
     return {"id": run.id, "kind": status.get("kind"), "state": status.get("state"),
             "progress": status.get("progress"), "step": status.get("step"),
+            "phase": status.get("phase") if status.get("state") == "running" else None,
+            "now": describe(status), "unresponsive": bool(status.get("unresponsive")),
             "age_s": round(age), "error": status.get("error")}
 
 
@@ -146,7 +169,8 @@ def cmd_runs(args) -> int:
             print(f"no runs in {jobs.store.root}")
         for row in rows:
             prog = f"{100 * (row['progress'] or 0):5.1f}%"
-            print(f"{row['id']:<50} {row['state']:<8} {prog}  step {row['step']}")
+            state = "unresponsive" if row["unresponsive"] else row["state"]
+            print(f"{row['id']:<50} {state:<12} {prog}  {row['now']}")
         return 0
     if args.action == "show":
         run = jobs.store.get(args.run_id)

@@ -1,26 +1,94 @@
 """Typed run configs: dataclasses <-> YAML, ``key=value`` overrides, validation.
 
 Every experiment kind declares one dataclass deriving from ``RunConfig``. Fields carry their
-valid choices and help text in ``field(metadata=...)`` so that validation, the CLI and the
-app's launch form are all generated from the same declaration.
+help text, unit, valid choices and valid range (``option(..., ge=1)``) in
+``field(metadata=...)`` so that validation, the CLI and the app's launch form are all
+generated from the same declaration: a value out of range fails when the config is built
+(YAML, ``key=value`` overrides, the launch form, ``from_dict``), before any run exists.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from workbench.errors import ConfigError
 
 
-def option(default: Any, help: str = "", choices: tuple | None = None, **kw: Any) -> Any:
-    """A dataclass field with help text and, optionally, its valid choices."""
-    meta = {"help": help, "choices": choices, **kw}
+@dataclass(frozen=True)
+class Bounds:
+    """The valid range of a numeric option (or of each item of a list option).
+
+    ``ge`` / ``gt``: lower bound, inclusive / exclusive; ``le`` / ``lt``: upper bound.
+    Floats must also be finite unless ``finite=False``.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    finite: bool = True
+
+    def contains(self, value: float) -> bool:
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        if self.finite and isinstance(value, float) and not math.isfinite(value):
+            return False
+        return not ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
+                    or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt))
+
+    def describe(self, integer: bool, unit: str = "") -> str:
+        """'an integer >= 1', 'a finite number > 0', 'a number in [0, 1)' (+ the unit)."""
+        low = (f"[{_num(self.ge)}" if self.ge is not None else
+               f"({_num(self.gt)}" if self.gt is not None else None)
+        high = (f"{_num(self.le)}]" if self.le is not None else
+                f"{_num(self.lt)})" if self.lt is not None else None)
+        what = "an integer" if integer else "a number" if (low and high) or not self.finite else "a finite number"
+        if low and high:
+            text = f"{what} in {low}, {high}"
+        elif low:
+            text = f"{what} {'>=' if self.ge is not None else '>'} {low[1:]}"
+        elif high:
+            text = f"{what} {'<=' if self.le is not None else '<'} {high[:-1]}"
+        else:
+            text = what
+        return f"{text} ({unit})" if unit else text
+
+    def int_limits(self) -> tuple[int | None, int | None]:
+        """(min, max) an integer input may take, e.g. for a number widget."""
+        low = (math.ceil(self.ge) if self.ge is not None else
+               math.floor(self.gt) + 1 if self.gt is not None else None)
+        high = (math.floor(self.le) if self.le is not None else
+                math.ceil(self.lt) - 1 if self.lt is not None else None)
+        return low, high
+
+
+FINITE = Bounds()  # what every float is held to when it declares no range
+
+
+def _num(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e15 else repr(float(bound))
+
+
+def option(default: Any, help: str = "", choices: tuple | None = None, *, unit: str = "",
+           ge: float | None = None, gt: float | None = None, le: float | None = None,
+           lt: float | None = None, finite: bool = True, **kw: Any) -> Any:
+    """A dataclass field with help text and, optionally, its unit, valid choices and valid
+    range: ``ge`` / ``gt`` (>= / >), ``le`` / ``lt`` (<= / <); for a list, of each item.
+
+    Every numeric option declares a range (a test walks every registered config):
+    ``option(32, "samples per step", unit="samples", ge=1)``.
+    """
+    ranged = any(b is not None for b in (ge, gt, le, lt)) or not finite
+    bounds = Bounds(ge, gt, le, lt, finite) if ranged else None
+    meta = {"help": help, "choices": choices, "unit": unit, "bounds": bounds, **kw}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -31,40 +99,54 @@ class TrainConfig:
     """Settings of the one Trainer loop, shared by every experiment kind."""
 
     optimizer: str = option("adamw", "optimiser", choices=("adamw", "adam", "sgd"))
-    lr: float = option(1e-3, "peak learning rate")
-    weight_decay: float = option(0.01, "decoupled for AdamW, L2 for Adam/SGD")
-    momentum: float = option(0.9, "SGD momentum")
+    lr: float = option(1e-3, "peak learning rate; 0 = no updates (an untrained baseline)", ge=0)
+    weight_decay: float = option(0.01, "decoupled for AdamW, L2 for Adam/SGD", ge=0)
+    momentum: float = option(0.9, "SGD momentum", ge=0, le=1)
     scheduler: str = option(
         "cosine", "LR schedule", choices=("cosine", "plateau", "onecycle", "constant")
     )
-    warmup_steps: int = option(0, "linear warm-up steps (cosine, constant)")
-    plateau_factor: float = option(0.5, "ReduceLROnPlateau factor")
-    plateau_patience: int = option(2, "ReduceLROnPlateau patience, in validations")
-    batch_size: int = option(32, "samples per step")
-    max_epochs: int = option(10, "stop after this many epochs")
-    max_steps: int = option(0, "stop after this many steps; 0 = no limit")
-    max_samples: int = option(0, "use only the first N training samples (debug); 0 = all")
-    grad_clip: float = option(0.0, "clip the gradient norm to this; 0 = off")
-    val_every: int = option(0, "validate every N steps; 0 = at the end of each epoch")
+    warmup_steps: int = option(0, "linear warm-up (cosine, constant)", unit="steps", ge=0)
+    plateau_factor: float = option(0.5, "ReduceLROnPlateau: LR multiplier on a plateau", gt=0, lt=1)
+    plateau_patience: int = option(2, "ReduceLROnPlateau patience", unit="validations", ge=0)
+    batch_size: int = option(32, "batch size", unit="samples", ge=1)
+    max_epochs: int = option(10, "stop after this many epochs", unit="epochs", ge=1)
+    max_steps: int = option(0, "stop after this many steps; 0 = no limit", unit="steps", ge=0)
+    max_samples: int = option(0, "use only the first N training samples (debug); 0 = all",
+                              unit="samples", ge=0)
+    grad_clip: float = option(0.0, "clip the gradient norm to this; 0 = off", ge=0)
+    val_every: int = option(0, "validate every N steps; 0 = at the end of each epoch", unit="steps", ge=0)
     early_stop_metric: str = option("", "e.g. val/loss; empty = no early stopping")
     early_stop_mode: str = option("min", "whether lower or higher is better", choices=("min", "max"))
-    patience: int = option(3, "validations without improvement before stopping")
-    checkpoint_every: int = option(0, "save last.pt every N steps; 0 = at validation only")
-    log_every: int = option(10, "log training scalars every N steps")
+    patience: int = option(3, "validations without improvement before stopping", unit="validations", ge=1)
+    checkpoint_every: int = option(0, "save last.pt every N steps; 0 = at validation only",
+                                   unit="steps", ge=0)
+    log_every: int = option(10, "log training scalars every N steps", unit="steps", ge=1)
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cpu", "cuda", "mps"))
     amp: bool = option(True, "mixed precision (CUDA only)")
-    num_workers: int = option(0, "DataLoader worker processes")
-    threads: int = option(0, "torch CPU threads for this run; 0 = torch's default")
+    num_workers: int = option(0, "DataLoader worker processes; 0 = load in the main process",
+                              unit="processes", ge=0)
+    threads: int = option(0, "torch CPU threads for this run; 0 = torch's default", unit="threads", ge=0)
 
 
 @dataclass
 class RunConfig:
-    """Fields every run has; each experiment kind subclasses this with its own sections."""
+    """Fields every run has; each experiment kind subclasses this with its own sections.
+
+    Built configs are valid: ``__post_init__`` checks every declared choice and range (a
+    subclass that adds its own ``__post_init__`` calls this one first).
+    """
+
+    # Sections the launch form shows open (the top-level fields always are); the rest start
+    # collapsed. A kind lists its primary sections.
+    main_sections: ClassVar[tuple[str, ...]] = ("data", "model", "train")
 
     kind: str = option("", "experiment kind")
     name: str = option("", "short run name (letters, digits, '-' and '_')")
-    seed: int = option(0, "seeds Python, NumPy and torch")
+    seed: int = option(0, "seeds Python, NumPy and torch", ge=0, le=2**32 - 1)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        validate(self)
 
 
 # -- dataclass <-> dict ------------------------------------------------------------------
@@ -75,6 +157,7 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
+@functools.lru_cache(maxsize=None)
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
@@ -110,7 +193,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{key}: {value} is out of range; must be a finite number") from None
     if tp is float and isinstance(value, str):
         try:  # YAML 1.1 reads '1e-3' as a string
             return float(value)
@@ -156,14 +242,38 @@ def from_dict(cls: type, data: dict | None, prefix: str = "") -> Any:
 
 
 def validate(cfg: Any, prefix: str = "") -> None:
-    """Check the ``choices`` declared in field metadata, recursively."""
+    """Check the ``choices`` and ranges declared in field metadata, recursively; floats
+    must be finite. Raises ConfigError naming the key, the value and what is valid."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
         choices = f.metadata.get("choices")
         if choices and value not in choices:
-            raise ConfigError(f"{prefix}{f.name}: {value!r} is not valid. Choose one of {list(choices)}")
+            raise ConfigError(f"{key}: {value!r} is not valid. Choose one of {list(choices)}")
         if dataclasses.is_dataclass(value):
-            validate(value, f"{prefix}{f.name}.")
+            validate(value, f"{key}.")
+            continue
+        bounds, unit = f.metadata.get("bounds"), f.metadata.get("unit", "")
+        items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+        for i, item in items:
+            if _is_number(item) and not (bounds or FINITE).contains(item):
+                where = key if i is None else f"{key}[{i}]"
+                rule = (bounds or FINITE).describe(isinstance(item, int), unit)
+                raise ConfigError(f"{where}: {item!r} is out of range; must be {rule}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def range_text(doc: dict) -> str:
+    """What a ``field_docs`` row accepts, e.g. 'an integer >= 1 (samples)'; '' if not numeric."""
+    tp = doc["type"]
+    item = (typing.get_args(tp) or (None,))[0] if typing.get_origin(tp) in (list, tuple) else tp
+    if item not in (int, float):
+        return ""
+    text = (doc["bounds"] or FINITE).describe(item is int, doc.get("unit", ""))
+    return f"each item {text}" if item is not tp else text
 
 
 # -- YAML and overrides ------------------------------------------------------------------
@@ -252,7 +362,8 @@ def apply_overrides(data: dict, overrides: list[str], cls: type) -> dict:
 
 
 def field_docs(cls: type, prefix: str = "") -> list[dict]:
-    """Flat description of every leaf field: key, type, default, help, choices (for forms)."""
+    """Flat description of every leaf field: key, type, default, help, unit, choices and
+    bounds (``Bounds`` or None), and ``range``, the valid values in words (for forms)."""
     rows = []
     default = cls()
     for f in dataclasses.fields(cls):
@@ -267,8 +378,11 @@ def field_docs(cls: type, prefix: str = "") -> list[dict]:
                 "default": getattr(default, f.name),
                 "help": f.metadata.get("help", ""),
                 "choices": f.metadata.get("choices"),
+                "unit": f.metadata.get("unit", ""),
+                "bounds": f.metadata.get("bounds"),
             }
         )
+        rows[-1]["range"] = range_text(rows[-1])
     return rows
 
 

@@ -23,3 +23,7 @@ class RunStateError(WorkbenchError):
 
 class InputError(WorkbenchError):
     """Bad user data: coordinates out of range, NaN, corrupt image, malformed CSV."""
+
+
+class NonFiniteLoss(WorkbenchError):
+    """Training produced NaN/inf; the trainer has already written ``failed`` to the run."""

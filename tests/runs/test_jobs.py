@@ -70,9 +70,47 @@ def test_failed_job_reports_the_error(toy_cfg, runs_dir):
     assert "error: loss became nan" in run.log_path.read_text()
 
 
-def test_stale_heartbeat_is_crashed(toy_cfg, runs_dir):
+def test_stale_heartbeat_is_reported_not_killed(toy_cfg, runs_dir):
     jobs = JobManager(RunStore(runs_dir), stale_after_s=5)
     run = RunStore(runs_dir).create(toy_cfg())
     run.update_status(state="running", pid=os.getpid(), heartbeat=time.time() - 60)
-    jobs._kill = lambda pid, sig: None  # never signal the test process itself
-    assert jobs.refresh(run)["state"] == "crashed" and "heartbeat stale" in run.read_status()["error"]
+    signals = []
+    jobs._kill = lambda pid, sig: signals.append(sig)  # never signal the test process itself
+    status = jobs.refresh(run)
+    assert status["state"] == "running" and status["unresponsive"] is True
+    assert status["heartbeat_age_s"] >= 60
+    assert signals == [] and "unresponsive" not in run.read_status()  # reported, not persisted
+    assert run.read_status()["state"] == "running"
+
+
+def test_long_setup_is_not_killed_and_reports_its_phase(toy_cfg, runs_dir, monkeypatch):
+    """A setup far longer than the stale limit (the heartbeat beats from the first second)."""
+    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "0.3")
+    jobs = JobManager(RunStore(runs_dir), stale_after_s=2.0)
+    run = jobs.submit(toy_cfg(setup_sleep_s=8.0, **{"train.max_epochs": 1}))
+    seen_phases, t0 = set(), time.time()
+    while time.time() - t0 < 90:
+        status = jobs.refresh(run)  # polling is what used to SIGKILL the job
+        assert not status.get("unresponsive"), status
+        if status.get("phase"):
+            seen_phases.add((status["phase"], status.get("phase_detail")))
+        if status["state"] != "running":
+            break
+        time.sleep(0.25)
+    assert status["state"] == "done", status
+    assert ("setup", "toy setup") in seen_phases
+    assert time.time() - t0 > 8  # the setup really ran past the 2 s stale limit
+
+
+def test_bad_environment_fails_at_once(runs_dir, monkeypatch):
+    from workbench.errors import ConfigError
+
+    for value in ("abc", "0", "-1"):
+        monkeypatch.setenv("WORKBENCH_MAX_JOBS", value)
+        with pytest.raises(ConfigError, match=f"WORKBENCH_MAX_JOBS='{value}' is invalid: expected a whole number"):
+            JobManager(RunStore(runs_dir))
+    monkeypatch.setenv("WORKBENCH_MAX_JOBS", "3")
+    assert JobManager(RunStore(runs_dir)).max_concurrent == 3
+    monkeypatch.setenv("WORKBENCH_HEARTBEAT_S", "nan")
+    with pytest.raises(ConfigError, match="WORKBENCH_HEARTBEAT_S"):
+        JobManager(RunStore(runs_dir))

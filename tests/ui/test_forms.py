@@ -2,18 +2,24 @@
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from workbench.config import to_dict
 from workbench.errors import ConfigError
 from workbench.experiments import build_config, load_kinds
 from workbench.ui.forms import (
+    NO_PRESET,
     as_override,
     as_text,
     config_from_form,
     form_defaults,
     form_fields,
     form_sections,
+    help_text,
+    int_limits,
+    open_sections,
     presets,
+    widget_key,
     widget_type,
 )
 
@@ -22,7 +28,7 @@ def test_sections_cover_every_field_in_order():
     docs = form_fields("toy")
     sections = form_sections(docs)
     assert list(sections) == ["run", "data", "model", "train"]
-    assert [d["key"] for d in sections["run"]] == ["name", "seed", "sleep_s", "nan_at_step"]
+    assert [d["key"] for d in sections["run"]] == ["name", "seed", "sleep_s", "nan_at_step", "setup_sleep_s"]
     assert "kind" not in [d["key"] for d in docs]
     assert sum(len(v) for v in sections.values()) == len(docs)
 
@@ -94,3 +100,116 @@ def test_presets_filter_by_kind_and_fill_defaults(tmp_path):
     with pytest.raises(ConfigError, match="nadam"):
         form_defaults("toy", found["sub/toy_bad.yaml"])
     assert presets("toy", tmp_path / "missing") == {}
+
+
+# -- ranges, units and open sections ----------------------------------------------------------
+
+
+def test_help_gives_meaning_range_unit_key_and_default():
+    by_key = {d["key"]: d for d in form_fields("geolocator")}
+    text = help_text(by_key["data.image_size"])
+    assert text.startswith("side of the square network input")
+    assert "Valid: an integer in [8, 4096] (px)." in text and "`data.image_size` · default `64`" in text
+    assert "Valid: a finite number >= 0 (km)." in help_text(by_key["labels.smoothing_km"])
+    assert "Valid: a number in [0, 1)." in help_text(by_key["model.dropout"])
+    assert "One of: `flat`, `multilabel`, `per_level`." in help_text(by_key["labels.mode"])
+    assert "Valid:" not in help_text(by_key["data.csv"])
+
+
+def test_number_inputs_take_their_limits_from_the_declared_bounds():
+    by_key = {d["key"]: d for d in form_fields("geolocator")}
+    assert int_limits(by_key["train.batch_size"]) == (1, None)
+    assert int_limits(by_key["labels.max_level"]) == (0, 30)
+    assert int_limits(by_key["model.freeze_epochs"]) == (-1, None)
+    assert int_limits(by_key["data.image_size"]) == (8, 4096)
+
+
+def test_main_sections_are_declared_per_kind():
+    assert open_sections("toy") == ("run", "data", "model", "train")
+    assert open_sections("geolocator") == ("run", "data", "labels", "model", "train")
+    assert open_sections("softprompt") == ("run", "data", "targets", "model", "train")
+    for kind in load_kinds():  # every declared main section exists in the form
+        assert set(open_sections(kind)) <= set(form_sections(form_fields(kind)))
+
+
+def _form_app(kind: str):
+    """A page with only the launch form for ``kind``; a launched config lands in the session."""
+    import streamlit as st
+
+    from workbench.config import to_dict
+    from workbench.ui.forms import launch_form
+
+    def on_submit(cfg):
+        st.session_state["launched"] = to_dict(cfg)
+
+    launch_form(st.session_state.get("kind", "toy"), on_submit=on_submit)
+
+
+def form_app(kind: str) -> AppTest:
+    at = AppTest.from_function(_form_app, args=(kind,), default_timeout=60)
+    at.session_state["kind"] = kind
+    return at.run()
+
+
+def field(at: AppTest, widget: str, kind: str, key: str):
+    return getattr(at, widget)(key=widget_key(kind, NO_PRESET, key))
+
+
+@pytest.mark.parametrize("kind", ["toy", "geolocator", "softprompt"])
+def test_form_number_inputs_carry_bounds_and_help(kind):
+    at = form_app(kind)
+    assert not at.exception
+    docs = [d for d in form_fields(kind) if widget_type(d) == "int"]
+    assert docs
+    for doc in docs:
+        box = field(at, "number_input", kind, doc["key"])
+        low, high = int_limits(doc)
+        assert (box.min, box.max) == (low, high), doc["key"]
+        assert f"Valid: {doc['range']}." in box.help, doc["key"]
+    batch = field(at, "number_input", kind, "train.batch_size")
+    assert batch.min == 1 and "(samples)" in batch.help
+    lr = field(at, "text_input", kind, "train.lr")
+    assert "Valid: a finite number >= 0." in lr.help
+
+
+@pytest.mark.parametrize("kind, collapsed", [("toy", set()), ("geolocator", {"eval"}),
+                                             ("softprompt", {"features", "loss"})])
+def test_form_main_sections_start_expanded(kind, collapsed):
+    at = form_app(kind)
+    states = {e.label: e.proto.expanded for e in at.expander}
+    assert set(states) == set(form_sections(form_fields(kind)))
+    assert {s for s, open_ in states.items() if not open_} == collapsed
+    assert states["train"] and states["run"] and states["data"] and states["model"]
+
+
+@pytest.mark.parametrize("widget, key, value, message", [
+    ("text_input", "train.lr", "nan", "train.lr: nan is out of range; must be a finite number >= 0"),
+    ("text_input", "model.dropout", "1", "model.dropout: 1.0 is out of range; must be a number in [0, 1)"),
+])
+def test_form_out_of_range_shows_an_error_box_and_launches_nothing(widget, key, value, message):
+    at = form_app("toy")
+    field(at, widget, "toy", key).set_value(value)
+    [b for b in at.button if b.label == "Launch run"][0].click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"Not launched: {message}"]
+    assert "launched" not in at.session_state
+
+
+def test_number_input_refuses_values_outside_its_bounds():
+    """The widget itself holds ints in range; the same value through the form's config path
+    (what any client could submit) is rejected by validation with the key and range."""
+    at = form_app("toy")
+    field(at, "number_input", "toy", "train.batch_size").set_value(0).run()
+    assert field(at, "number_input", "toy", "train.batch_size").value == 32
+    with pytest.raises(ConfigError, match=r"train.batch_size: 0 is out of range; must be an integer >= 1 \(samples\)"):
+        config_from_form("toy", {"train.batch_size": 0}, form_fields("toy"))
+
+
+def test_form_launches_a_valid_edit():
+    at = form_app("toy")
+    field(at, "number_input", "toy", "train.batch_size").set_value(1)
+    field(at, "text_input", "toy", "model.dropout").set_value("0.5")
+    [b for b in at.button if b.label == "Launch run"][0].click().run()
+    assert not at.exception and not at.error
+    cfg = at.session_state["launched"]
+    assert cfg["train"]["batch_size"] == 1 and cfg["model"]["dropout"] == 0.5

@@ -27,6 +27,7 @@ import torch
 
 from workbench.errors import InputError, NotFoundError
 from workbench.registry import Registry
+from workbench.runs import progress
 
 TEXT_ENCODERS: Registry[type["TextEncoder"]] = Registry("text encoder")
 
@@ -84,6 +85,7 @@ class TextEncoder:
             chunk = list(prompts[start:start + batch_size])
             batch = self._tokenize(chunk, L)
             out = self._forward({k: v.to(device) for k, v in batch.items()}).float().cpu()  # [b, l, D]
+            progress.advance(start + len(chunk), len(prompts))  # a job's phase counters; else no-op
             m = batch["attention_mask"].bool()
             n = out.shape[1]
             states[start:start + len(chunk), :n] = out

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import RunConfig, apply_overrides, from_dict, read_yaml
-from workbench.errors import ConfigError, NotFoundError
+from workbench.errors import ConfigError
 from workbench.experiments.base import EXPERIMENTS, Experiment
 
 __all__ = ["EXPERIMENTS", "Experiment", "load_kinds", "build_config", "load_config", "create_experiment"]
@@ -26,13 +26,28 @@ def load_kinds() -> list[str]:
         for mod in pkgutil.iter_modules(__path__):
             if mod.name != "base" and not mod.name.startswith("_"):
                 importlib.import_module(f"{__name__}.{mod.name}")
-        for name in filter(None, os.environ.get("WORKBENCH_PLUGINS", "").split(",")):
-            try:
-                importlib.import_module(name.strip())
-            except ImportError as exc:
-                raise NotFoundError(f"plugin module '{name}' (WORKBENCH_PLUGINS) could not be imported: {exc}") from None
+        for name in plugin_modules():
+            import_plugin(name)
         _loaded = True
     return EXPERIMENTS.list()
+
+
+def plugin_modules() -> list[str]:
+    """Module names in ``WORKBENCH_PLUGINS`` (comma-separated; blanks ignored)."""
+    return [n.strip() for n in os.environ.get("WORKBENCH_PLUGINS", "").split(",") if n.strip()]
+
+
+def import_plugin(name: str) -> None:
+    """Import one plugin module; any failure (missing module, an error in its code) is one
+    ConfigError line naming the variable and the module, never a traceback."""
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # a plugin is user code: whatever it raises, say which one
+        lines = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        raise ConfigError(f"WORKBENCH_PLUGINS names the module '{name}', which could not be imported "
+                          f"({reason}); fix it or remove it from WORKBENCH_PLUGINS "
+                          "(comma-separated Python module names, e.g. mypkg.my_experiment)") from None
 
 
 def build_config(data: dict, overrides: list[str] = ()) -> RunConfig:

@@ -27,12 +27,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from workbench.config import validate
 from workbench.data.subsets import sample_per_class
 from workbench.encoders.image import Backbone, create_image_backbone
 from workbench.errors import ConfigError, InputError
 from workbench.experiments.base import EXPERIMENTS, Experiment
 from workbench.geo import Partition, oracle_table
-from workbench.geolocator.config import GeolocatorConfig
+from workbench.geolocator.config import GeolocatorConfig, check_config
 from workbench.geolocator.data import (
     DataReport,
     FeatureDataset,
@@ -54,6 +55,7 @@ from workbench.geolocator.evaluate import (
 )
 from workbench.geolocator.labels import LabelSpace, assign_labels, build_labels_partition
 from workbench.geolocator.models import GeoClassifier, build_classifier
+from workbench.runs import progress
 
 
 @dataclass
@@ -92,21 +94,10 @@ class Geolocator(Experiment):
         return in_chans_of(self.cfg.data)
 
     def check_config(self) -> None:
-        d, m = self.cfg.data, self.cfg.model
-        if d.image_size < 8:
-            raise ConfigError(f"data.image_size must be >= 8 pixels, got {d.image_size}")
-        if len(d.color_jitter) != 4 or min(d.color_jitter) < 0:
-            raise ConfigError(f"data.color_jitter must be 4 numbers >= 0 (brightness, contrast, "
-                              f"saturation, hue), got {d.color_jitter}")
-        if d.cache_features:
-            always_frozen = m.freeze_epochs == -1 or m.freeze_epochs >= self.cfg.train.max_epochs
-            if not always_frozen:
-                raise ConfigError("data.cache_features needs a backbone frozen for the whole run: set "
-                                  "model.freeze_epochs=-1 (or >= train.max_epochs)")
-            if d.crop == "random" or d.hflip or any(d.color_jitter):
-                raise ConfigError("data.cache_features computes each image's features once, so random "
-                                  "augmentation cannot apply: set data.crop=center (or none), "
-                                  "data.hflip=false and data.color_jitter=[0,0,0,0]")
+        """Ranges and cross-field constraints; they already ran when the config was built
+        (``GeolocatorConfig.__post_init__``), this re-checks a config edited in place."""
+        validate(self.cfg)
+        check_config(self.cfg)
 
     def prepare(self) -> PreparedData:
         """Read the CSV, drop unreadable images, build the partition on the training split."""
@@ -114,6 +105,7 @@ class Geolocator(Experiment):
             return self._prepared
         self.check_config()
         d = self.cfg.data
+        progress.set_phase("setup", "reading the dataset CSV and checking images")
         table = ensure_splits(read_table(d.csv, d.image_root or None), d.val_fraction, self.cfg.seed,
                               d.train_split, d.val_split)
         splits = sorted(table["split"].unique().tolist())
@@ -133,6 +125,7 @@ class Geolocator(Experiment):
         val = table[table["split"] == d.val_split].reset_index(drop=True)
         if len(train) == 0:
             raise InputError(f"no readable training image in {d.csv} ({report.summary()})")
+        progress.set_phase("setup", f"building the S2 partition over {len(train):,} training points")
         partition = build_labels_partition(train["lat"].to_numpy(), train["lon"].to_numpy(), self.cfg.labels)
         y_train = assign_labels(partition, train["lat"].to_numpy(), train["lon"].to_numpy(),
                                 self.cfg.labels.outside)
@@ -191,17 +184,21 @@ class Geolocator(Experiment):
         if not self.cfg.data.cache_features:
             return self.image_dataset(p.train, p.y_train, train=True), val
         # eval transforms for both: features are computed once, so no augmentation
-        train = self.cached_features(self.image_dataset(p.train, p.y_train, train=False))
-        return train, (self.cached_features(val) if val is not None else None)
+        train = self.cached_features(self.image_dataset(p.train, p.y_train, train=False), "training")
+        return train, (self.cached_features(val, "validation") if val is not None else None)
 
     @torch.no_grad()
-    def cached_features(self, ds: GeoImageDataset) -> FeatureDataset:
+    def cached_features(self, ds: GeoImageDataset, split: str = "") -> FeatureDataset:
         """Backbone features [N, D] of every loadable image of ``ds`` (eval mode)."""
         model = self.backbone().model.eval()
         feats, idx = [], []
         loader = DataLoader(ds, batch_size=64, collate_fn=collate_skip,
                             num_workers=self.cfg.train.num_workers)
+        progress.set_phase("setup", f"caching backbone features ({split or 'images'})", total=len(ds))
+        done = 0
         for batch in loader:
+            done = min(done + loader.batch_size, len(ds))  # failed images count as done
+            progress.advance(done)
             if len(batch["label"]):
                 feats.append(model(batch["image"]))
                 idx.append(batch["index"])
@@ -279,7 +276,9 @@ class Geolocator(Experiment):
         (artifacts_dir / "data_report.json").write_text(json.dumps(p.report.to_dict(), indent=2))
         if val_loader is None:
             return
+        progress.set_phase("artifacts", "predicting the validation split", total=len(val_loader.dataset))
         pred = predict_loader(model, val_loader, self.cfg.eval.top_k)
+        progress.set_phase("artifacts", "writing predictions and metrics")
         centroids = model.labels.centroid_latlon.cpu().numpy()
         metrics, pred_latlon = evaluate_predictions(pred, centroids, self.cfg.eval.location,
                                                     self.cfg.eval.weighted_k)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -31,7 +31,8 @@ from workbench.experiments.base import EXPERIMENTS, Experiment
 from workbench.softprompt.evaluate import evaluate_sequences, pooled_index, reference_baselines, summarize_seeds
 from workbench.softprompt.losses import compute_losses
 from workbench.softprompt.models import SequenceModel, create_sequence_model, init_dictionary, parameter_counts
-from workbench.softprompt.targets import DEFAULT_TEMPLATE
+from workbench.softprompt.targets import DEFAULT_TEMPLATE, template_fields
+from workbench.runs import progress
 
 # Output size of each supported frozen location encoder (known without loading it).
 FEATURE_DIMS = {"geoclip": 512}
@@ -40,11 +41,11 @@ FEATURE_DIMS = {"geoclip": 512}
 @dataclass
 class SoftPromptDataConfig:
     cities_csv: str = option("data/cities/cities.csv", "city table (python -m workbench data build-demo)")
-    max_cities: int = option(0, "keep the N most populous cities; 0 = all")
-    min_population: int = option(0, "drop smaller cities")
-    split_level: int = option(5, "S2 level of the held-out cells (5: cells of ~250 km)")
-    val_fraction: float = option(0.2, "fraction of cities held out (as whole S2 cells)")
-    split_seed: int = option(0, "seeds the held-out cells; fixed across training seeds")
+    max_cities: int = option(0, "keep the N most populous cities; 0 = all", unit="cities", ge=0)
+    min_population: int = option(0, "drop smaller cities", unit="inhabitants", ge=0)
+    split_level: int = option(5, "S2 level of the held-out cells (5: cells of ~250 km)", ge=0, le=30)
+    val_fraction: float = option(0.2, "fraction of cities held out (as whole S2 cells)", gt=0, lt=1)
+    split_seed: int = option(0, "seeds the held-out cells; fixed across training seeds", ge=0, le=2**32 - 1)
 
 
 @dataclass
@@ -53,7 +54,8 @@ class SoftPromptTargetsConfig:
                           choices=("minilm", "clip_text"))
     encoder_path: str = option("", "local weights folder (clip_text needs one; minilm ships in a package)")
     template: str = option(DEFAULT_TEMPLATE, "prompt template over {city} {country} {country_code} {continent} {admin1}")
-    max_tokens: int = option(32, "sequence length L for minilm (CLIP is always 77)")
+    max_tokens: int = option(32, "sequence length L for minilm (at most 256; CLIP is always 77)",
+                             unit="tokens", ge=2)
     cache_dir: str = option("data/cache/softprompt", "where target sequences are cached")
 
 
@@ -65,36 +67,40 @@ class SoftPromptFeaturesConfig:
 @dataclass
 class SoftPromptModelConfig:
     arch: str = option("softprompt", "sequence model", choices=("softprompt", "lightweight_transformer", "direct"))
-    n_entries: int = option(64, "softprompt: dictionary size K")
-    temperature: float = option(0.7, "softprompt: softmax temperature of the mixture")
+    n_entries: int = option(64, "softprompt: dictionary size K", unit="sequences", ge=2)
+    temperature: float = option(0.7, "softprompt: softmax temperature of the mixture", gt=0)
     dict_init: str = option("targets", "softprompt: entries start as K training targets, or random",
                             choices=("targets", "random"))
-    hidden: int = option(256, "softprompt / direct: hidden width")
-    dropout: float = option(0.1, "dropout probability")
-    d_model: int = option(128, "lightweight_transformer: width")
-    layers: int = option(2, "lightweight_transformer: decoder layers")
-    heads: int = option(4, "lightweight_transformer: attention heads")
-    memory_tokens: int = option(4, "lightweight_transformer: tokens made from the features")
+    hidden: int = option(256, "softprompt / direct: hidden width", unit="units", ge=1)
+    dropout: float = option(0.1, "dropout probability", ge=0, lt=1)
+    d_model: int = option(128, "lightweight_transformer: width (a multiple of heads)", unit="units", ge=1)
+    layers: int = option(2, "lightweight_transformer: decoder layers", unit="layers", ge=1)
+    heads: int = option(4, "lightweight_transformer: attention heads", unit="heads", ge=1)
+    memory_tokens: int = option(4, "lightweight_transformer: tokens made from the features",
+                                unit="tokens", ge=1)
 
 
 @dataclass
 class SoftPromptLossConfig:
     """Weights of the loss terms (see workbench.softprompt.losses); all are logged."""
 
-    mse: float = option(1.0, "masked token MSE")
-    cosine: float = option(1.0, "1 - token cosine")
-    gram: float = option(0.5, "inter-token (Gram) relations")
-    contrastive: float = option(0.1, "InfoNCE of pooled sequences across the batch")
-    diversity: float = option(0.01, "penalise similar dictionary entries")
-    balance: float = option(0.1, "log K - entropy of the batch-mean mixture (no dead entries)")
-    sharpness: float = option(0.0, "per-sample mixture entropy / log K (confident mixtures)")
-    contrastive_temperature: float = option(0.07, "InfoNCE temperature")
+    mse: float = option(1.0, "masked token MSE; 0 = off", ge=0)
+    cosine: float = option(1.0, "1 - token cosine; 0 = off", ge=0)
+    gram: float = option(0.5, "inter-token (Gram) relations; 0 = off", ge=0)
+    contrastive: float = option(0.1, "InfoNCE of pooled sequences across the batch; 0 = off", ge=0)
+    diversity: float = option(0.01, "penalise similar dictionary entries; 0 = off", ge=0)
+    balance: float = option(0.1, "log K - entropy of the batch-mean mixture (no dead entries); 0 = off", ge=0)
+    sharpness: float = option(0.0, "per-sample mixture entropy / log K (confident mixtures); 0 = off", ge=0)
+    contrastive_temperature: float = option(0.07, "InfoNCE temperature", gt=0)
 
 
 @dataclass
 class SoftPromptConfig(RunConfig):
+    main_sections: ClassVar[tuple[str, ...]] = ("data", "targets", "model", "train")
+
     kind: str = "softprompt"
-    seeds: int = option(1, "train N seeds (seed, seed+1, ...) on the same split; report mean +- std")
+    seeds: int = option(1, "train N seeds (seed, seed+1, ...) on the same split; report mean +- std",
+                        unit="seeds", ge=1)
     data: SoftPromptDataConfig = field(default_factory=SoftPromptDataConfig)
     targets: SoftPromptTargetsConfig = field(default_factory=SoftPromptTargetsConfig)
     features: SoftPromptFeaturesConfig = field(default_factory=SoftPromptFeaturesConfig)
@@ -103,6 +109,7 @@ class SoftPromptConfig(RunConfig):
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, batch_size=64, max_epochs=15))
 
     def __post_init__(self):
+        super().__post_init__()  # declared choices and ranges
         check_config(self)  # at build time, so a bad value fails before a run directory exists
 
 
@@ -120,12 +127,15 @@ def build_sequence_model(cfg: SoftPromptConfig) -> SequenceModel:
 
 
 def check_config(cfg: SoftPromptConfig) -> None:
-    if cfg.seeds < 1:
-        raise ConfigError(f"seeds must be >= 1, got {cfg.seeds}")
-    if cfg.model.n_entries < 2:
-        raise ConfigError(f"model.n_entries must be >= 2, got {cfg.model.n_entries}")
-    if cfg.model.temperature <= 0:
-        raise ConfigError(f"model.temperature must be > 0, got {cfg.model.temperature}")
+    """Constraints between fields (each field's own range is declared with it)."""
+    text = text_encoder_class(cfg.targets.encoder)
+    if text.fixed_len is None and cfg.targets.max_tokens > text.max_positions:
+        raise ConfigError(f"targets.max_tokens: {cfg.targets.max_tokens} is out of range; must be an "
+                          f"integer in [2, {text.max_positions}] (tokens) for targets.encoder={cfg.targets.encoder}")
+    template_fields(cfg.targets.template)
+    if cfg.seed + cfg.seeds - 1 > 2**32 - 1:
+        raise ConfigError(f"seed ({cfg.seed}) + seeds ({cfg.seeds}) - 1 must be <= {2**32 - 1}: "
+                          "the extra seeds are seed+1, seed+2, ...")
     if cfg.model.arch == "lightweight_transformer" and cfg.model.d_model % cfg.model.heads:
         raise ConfigError(f"model.d_model ({cfg.model.d_model}) must be divisible by model.heads ({cfg.model.heads})")
 
@@ -209,8 +219,10 @@ class SoftPromptExperiment(Experiment):
         artifacts_dir.mkdir(parents=True, exist_ok=True)
         write_index(self.data, artifacts_dir)
         device = next(model.parameters()).device
+        progress.set_phase("eval", "evaluating the trained and untrained models")
         final = self.evaluate(model.eval(), val_loader)
         untrained = self.evaluate(self.untrained_model().to(device), val_loader)
+        progress.set_phase("artifacts", "baselines and summary")
         summary = {
             "config": to_dict(self.cfg),
             "dims": dict(zip(("features", "seq_len", "token_dim"), model_dims(self.cfg))),
@@ -225,14 +237,12 @@ class SoftPromptExperiment(Experiment):
     def run_seeds(self, final: dict, untrained: dict, artifacts_dir: Path) -> dict:
         """Train seeds seed+1 .. seed+N-1 with the same Trainer (in memory, same data and
         split) and summarise them with this run's own result: mean +- std."""
-        from workbench.runs.store import Run
         from workbench.train.trainer import Trainer
 
-        run = Run(artifacts_dir.parent)
         trained, baselines, seeds = [final], [untrained], [self.cfg.seed]
         for i in range(1, self.cfg.seeds):
-            if run.status_path.is_file():
-                run.update_status(phase=f"extra seed {i + 1}/{self.cfg.seeds}", heartbeat=time.time())
+            # the seed's in-memory Trainer advances these counters with its steps
+            progress.set_phase("seeds", f"training extra seed {i + 1}/{self.cfg.seeds}")
             exp = SoftPromptExperiment(dataclasses.replace(self.cfg, seed=self.cfg.seed + i, seeds=1), data=self.data)
             trainer = Trainer(exp, run=None, progress_bar=False)
             if trainer.fit()["state"] != "done":  # stopped (SIGTERM): keep what finished
@@ -241,8 +251,7 @@ class SoftPromptExperiment(Experiment):
             trained.append(exp.evaluate(trainer.model.eval(), loader))
             baselines.append(exp.evaluate(exp.untrained_model().to(trainer.device), loader))
             seeds.append(exp.cfg.seed)
-        if run.status_path.is_file():
-            run.update_status(phase=None)
+        progress.set_phase("artifacts", "writing the seed summary")
         return {"seeds": seeds, "trained": summarize_seeds(trained), "untrained": summarize_seeds(baselines)}
 
 

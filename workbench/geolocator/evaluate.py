@@ -24,6 +24,7 @@ from workbench.geo import (
     latlon_to_xyz,
     xyz_to_latlon,
 )
+from workbench.runs import progress
 
 LOCATION_MODES = ("top1", "weighted")
 
@@ -92,7 +93,11 @@ def predict_loader(model, loader, top_k: int = 5, device: torch.device | None = 
     parts: dict[str, list] = {k: [] for k in ("index", "label", "latlon", "top_idx", "top_prob")}
     loss_sum, n = 0.0, 0
     k = min(top_k, model.labels.n_cells)
+    total = len(loader.dataset) if hasattr(loader.dataset, "__len__") else None
+    seen = 0
     for batch in loader:
+        seen += loader.batch_size or int(batch["label"].shape[0])  # failed images count as seen
+        progress.advance(min(seen, total) if total else seen, total)  # a job's counters; else no-op
         if batch["label"].shape[0] == 0:
             continue
         x = batch["image"].to(device)

@@ -16,10 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import RunStateError
+from workbench.envvars import env_float, env_int
+from workbench.errors import ConfigError, RunStateError
+from workbench.runs.progress import heartbeat_interval
 from workbench.runs.store import Run, RunStore
 
-STALE_AFTER_S = 120.0  # a live pid whose heartbeat is this old is hung
+STALE_AFTER_S = 120.0  # a live pid whose heartbeat is this old is reported unresponsive
+MAX_JOBS_ENV = "WORKBENCH_MAX_JOBS"
+STALE_ENV = "WORKBENCH_STALE_AFTER_S"
 
 
 def process_start_time(pid: int) -> int | None:
@@ -57,11 +61,16 @@ def pid_alive(pid: int | None, start_time: int | None = None) -> bool:
 
 class JobManager:
     def __init__(self, store: RunStore | None = None, max_concurrent: int | None = None,
-                 stale_after_s: float = STALE_AFTER_S, python: str | None = None):
+                 stale_after_s: float | None = None, python: str | None = None):
         self.store = store or RunStore()
-        env_max = os.environ.get("WORKBENCH_MAX_JOBS")
-        self.max_concurrent = max_concurrent or (int(env_max) if env_max else 1)
-        self.stale_after_s = stale_after_s
+        if max_concurrent is not None and max_concurrent < 1:
+            raise ConfigError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        # Read (and checked) here, so a bad value fails when the app or CLI starts, not
+        # when a queued job would have started.
+        self.max_concurrent = max_concurrent or env_int(MAX_JOBS_ENV, 1, minimum=1, maximum=64)
+        self.stale_after_s = stale_after_s if stale_after_s is not None else env_float(
+            STALE_ENV, STALE_AFTER_S, minimum=1.0)
+        heartbeat_interval()  # a job inherits the environment: check its variables now
         self.python = python or sys.executable
 
     @contextmanager
@@ -76,21 +85,24 @@ class JobManager:
 
     # -- state -----------------------------------------------------------------------
     def refresh(self, run: Run) -> dict[str, Any]:
-        """The run's status, with a dead or hung ``running`` job turned into ``crashed``."""
+        """The run's status; a ``running`` job whose process is gone becomes ``crashed``.
+
+        A live job whose heartbeat is stale is never killed (only the user stops a job): the
+        returned status (not the file) carries ``unresponsive: True`` and ``heartbeat_age_s``.
+        """
         status = run.read_status()
         if status.get("state") != "running":
             return status
-        alive = pid_alive(status.get("pid"), status.get("pid_start"))
-        stale = time.time() - status.get("heartbeat", time.time()) > self.stale_after_s
-        if alive and not stale:
+        if pid_alive(status.get("pid"), status.get("pid_start")):
+            age = time.time() - status.get("heartbeat", time.time())
+            if age > self.stale_after_s:
+                return {**status, "unresponsive": True, "heartbeat_age_s": round(age, 1)}
             return status
-        if alive:  # hung: make sure it can never write again before a resume
-            self._kill(status["pid"], signal.SIGKILL)
         # The job may have finished between our read and the liveness check.
         status = run.read_status()
         if status.get("state") != "running":
             return status
-        reason = "heartbeat stale" if alive else "process exited without a final status"
+        reason = "process exited without a final status"
         tail = run.log_tail(15).strip().splitlines()
         msg = f"{reason}; last log line: {tail[-1]}" if tail else reason
         return run.update_status(state="crashed", error=msg, log_tail="\n".join(tail), ended=time.time())
@@ -129,7 +141,8 @@ class JobManager:
                                     start_new_session=True, cwd=os.getcwd(),
                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
         run.update_status(state="running", pid=proc.pid, pid_start=process_start_time(proc.pid),
-                          heartbeat=time.time(), error=None, resume=False)
+                          heartbeat=time.time(), error=None, resume=False, phase="setup",
+                          phase_detail="starting", phase_done=None, phase_total=None)
 
     # -- actions ---------------------------------------------------------------------
     def stop(self, run_id: str, timeout_s: float = 15.0) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from workbench.errors import ConfigError, NotFoundError
 from workbench.geo import s2_cell_ids
 from workbench.paths import REPO_ROOT
+from workbench.runs.progress import set_phase
 from workbench.softprompt.targets import Targets, load_targets, render_prompts
 
 CITY_COLUMNS = ("name", "country", "country_code", "continent", "lat", "lon", "population")
@@ -127,7 +128,10 @@ def build_data(cfg: Any, progress: Callable[[str], None] | None = print) -> Soft
     cities["split"] = np.where(val, "val", "train")
     prompts = render_prompts(cities, t.template)
     latlon = cities[["lat", "lon"]].to_numpy(np.float64)
+    set_phase("setup", f"encoding {len(cities):,} locations with {cfg.features.location_encoder}",
+                       total=len(cities))
     features = torch.from_numpy(encode_cached(cfg.features.location_encoder, latlon))
+    set_phase("setup", f"encoding {len(prompts):,} target prompts with {t.encoder}", total=len(prompts))
     targets = load_targets(prompts, t.encoder, t.max_tokens, t.encoder_path or None,
                            resolve(t.cache_dir), progress=progress)
     cities["n_tokens"] = targets.lengths.numpy()

@@ -20,19 +20,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from workbench.config import RunConfig, to_dict
-from workbench.errors import WorkbenchError
+from workbench.errors import NonFiniteLoss, WorkbenchError  # noqa: F401  (NonFiniteLoss re-exported)
 from workbench.experiments.base import Experiment
+from workbench.runs import progress
 from workbench.runs.store import Run
 from workbench.train import STOP
 from workbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from workbench.train.schedulers import build_optimizer, build_scheduler, steps_per_validation
 
-HEARTBEAT_S = 5.0
 STATUS_EVERY_S = 1.0  # progress in status.json at most this often (each write is a rename)
-
-
-class NonFiniteLoss(WorkbenchError):
-    pass
 
 
 def seed_everything(seed: int) -> None:
@@ -98,9 +94,11 @@ class Trainer:
         self.progress_bar = progress_bar
         self._stop_requested = False
         self._writer = None
-        self._heartbeat_stop = threading.Event()
-        self._heartbeat_thread: threading.Thread | None = None
+        self._heartbeat: progress.Heartbeat | None = None  # ours, when no job installed one
         self._status_time = 0.0
+        # The run's trainer reports phases; an in-memory one (run=None, e.g. an extra seed)
+        # only advances the counters of the phase its caller entered.
+        self._owns_phase = run is not None
 
     # -- setup -----------------------------------------------------------------------
     def setup(self) -> None:
@@ -108,6 +106,7 @@ class Trainer:
         if self.tc.threads:
             torch.set_num_threads(self.tc.threads)
         self.device = select_device(self.tc.device)
+        self._set_phase("setup", "loading data")
         train_ds, val_ds = self.exp.build_datasets()
         if self.tc.max_samples:
             train_ds = Subset(train_ds, range(min(self.tc.max_samples, len(train_ds))))
@@ -115,6 +114,7 @@ class Trainer:
             raise WorkbenchError("the training set is empty; check the data paths and train.max_samples")
         self.train_ds: Dataset = train_ds
         self.val_ds: Dataset | None = val_ds
+        self._set_phase("setup", "building the model")
         self.model = self.exp.build_model().to(self.device)
         self.optimizer = build_optimizer(self.model, self.tc, self.exp.param_groups(self.model))
         self.sample_weights = self.exp.sample_weights(train_ds)
@@ -198,9 +198,9 @@ class Trainer:
         self.run.update_status(**{**base, **fields})
         self._status_time = time.time()
 
-    def _heartbeat(self) -> None:
-        while not self._heartbeat_stop.wait(HEARTBEAT_S):
-            self.run.update_status(heartbeat=time.time())
+    def _set_phase(self, name: str, detail: str = "", total: int | None = None) -> None:
+        if self._owns_phase:
+            progress.set_phase(name, detail, total)
 
     def _flush_train_log(self) -> None:
         """Mean of the scalars accumulated since the last log; fails on NaN/inf.
@@ -273,30 +273,32 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train to the end (or until stopped); returns the final status fields."""
-        self.setup()
-        if resume:
-            if self.run is None or not self.run.last_checkpoint.is_file():
-                raise WorkbenchError("cannot resume: no checkpoints/last.pt in this run")
-            self.restore(self.run.last_checkpoint)
-        if self.run is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(log_dir=str(self.run.path), flush_secs=10)
-            self._heartbeat_thread = threading.Thread(target=self._heartbeat, daemon=True)
-            self._heartbeat_thread.start()
+        if self.run is not None and progress.current() is None:  # in-process use: beat here
+            self._heartbeat = progress.Heartbeat(self.run, progress.heartbeat_interval()).start()
+            progress.install(self._heartbeat)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if threading.current_thread() is threading.main_thread() else None
-        self._t0, self._start_step = time.time(), self.state.step
-        self._status(state="running", error=None, started=self._t0)
         try:
+            self.setup()
+            if resume:
+                if self.run is None or not self.run.last_checkpoint.is_file():
+                    raise WorkbenchError("cannot resume: no checkpoints/last.pt in this run")
+                self.restore(self.run.last_checkpoint)
+            if self.run is not None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(log_dir=str(self.run.path), flush_secs=10)
+            self._t0, self._start_step = time.time(), self.state.step
+            self._set_phase("train", "training")
+            self._status(state="running", error=None, started=self._t0)
             final = self._loop()
         except NonFiniteLoss as exc:
             self._status(state="failed", error=str(exc), ended=time.time())
             raise
         finally:
-            self._heartbeat_stop.set()
             STOP.clear()  # this stop request is consumed; a later fit in this process starts clean
-            if self._heartbeat_thread is not None:
-                self._heartbeat_thread.join()
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+                progress.install(None)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             if self._writer is not None:
@@ -322,6 +324,8 @@ class Trainer:
                     self._flush_train_log()
                     if time.time() - self._status_time >= STATUS_EVERY_S:  # readers poll ~1-2 s
                         self._status()
+                if not self._owns_phase:
+                    progress.advance(s.step, self.total_steps)
                 if tc.val_every and s.step % tc.val_every == 0:
                     self.validate()
                     last_val_step = s.step
@@ -347,13 +351,20 @@ class Trainer:
             break
         bar.close()
         self._flush_train_log()
-        final = self.validate() if last_val_step != s.step else self._last_val_metrics
+        self._status()  # the last step's progress, before the (maybe long) post-training phases
+        if last_val_step != s.step:
+            self._set_phase("eval", "final validation")
+            final = self.validate()
+        else:
+            final = self._last_val_metrics
         self.save("last")
         if self.run is not None:
+            self._set_phase("artifacts", "evaluation and artifacts")
             self.exp.save_artifacts(self.model, self.val_loader(), self.run.artifacts_dir)
         result = {"state": "done", "step": s.step, "final": final, "best": s.best,
                   "monitor": self.monitor, "stop_reason": s.stop_reason or None}
         self._status(state="done", ended=time.time(), progress=1.0, final=final, best=s.best,
-                     monitor=self.monitor, stop_reason=s.stop_reason or None)
+                     monitor=self.monitor, stop_reason=s.stop_reason or None,
+                     phase=None, phase_detail=None, phase_done=None, phase_total=None)
         return result
 

@@ -2,10 +2,11 @@
 
 Every leaf field of the kind's ``RunConfig`` subclass (``field_docs``) becomes one widget:
 a selectbox where the field declares ``choices``, a checkbox for bools, a number input for
-ints, and a text input for everything else (floats included, so ``1e-4`` stays readable and
-exact; lists and mappings as YAML flow text). Submitted values go back through the same
-``key=value`` override parser the CLI uses, so the app and ``python -m workbench train``
-accept and reject exactly the same configs.
+ints (limited to the field's declared range), and a text input for everything else (floats
+included, so ``1e-4`` stays readable and exact; lists and mappings as YAML flow text). Each
+widget's help gives the field's meaning, unit and valid range. Submitted values go back
+through the same ``key=value`` override parser the CLI uses, so the app and
+``python -m workbench train`` accept and reject exactly the same configs.
 """
 from __future__ import annotations
 
@@ -35,6 +36,14 @@ def form_fields(kind: str) -> list[dict]:
     return [doc for doc in field_docs(config_class(kind)) if doc["key"] != "kind"]
 
 
+def open_sections(kind: str) -> tuple[str, ...]:
+    """Sections the form shows expanded: the top-level fields and the kind's main sections
+    (``main_sections`` of its config class, e.g. data / model / train)."""
+    from workbench.experiments import config_class
+
+    return (RUN_SECTION, *config_class(kind).main_sections)
+
+
 def form_sections(docs: list[dict]) -> dict[str, list[dict]]:
     """Fields grouped by their first key part ("train.lr" -> "train"; "seed" -> "run"):
     "run" first, the kind's own sections in declaration order, "train" last."""
@@ -55,6 +64,24 @@ def widget_type(doc: Mapping) -> str:
     if doc["type"] is int:
         return "int"
     return "text"
+
+
+def int_limits(doc: Mapping) -> tuple[int | None, int | None]:
+    """(min, max) of an int field's number input, from its declared bounds."""
+    return doc["bounds"].int_limits() if doc.get("bounds") is not None else (None, None)
+
+
+def help_text(doc: Mapping) -> str:
+    """Widget help: what the field means, its valid range (with the unit), key and default."""
+    lines = [doc["help"] or doc["key"]]
+    if doc.get("range"):
+        lines.append(f"Valid: {doc['range']}.")
+    elif doc.get("unit"):
+        lines.append(f"Unit: {doc['unit']}.")
+    if doc.get("choices"):
+        lines.append(f"One of: {', '.join(f'`{c}`' for c in doc['choices'])}.")
+    lines.append(f"`{doc['key']}` · default `{as_text(doc['default'])}`")
+    return "\n\n".join(lines)
 
 
 def as_text(value: Any) -> str:
@@ -129,7 +156,7 @@ def _cached_presets(kind: str, configs_dir: str) -> dict[str, Path]:
 def config_widget(doc: Mapping, default: Any, key: str) -> None:
     """One input for one config field; its value lands in ``st.session_state[key]``."""
     label = doc["key"].rsplit(".", 1)[-1]
-    help_ = f"{doc['help'] or doc['key']} (`{doc['key']}`, default: `{as_text(doc['default'])}`)"
+    help_ = help_text(doc)
     kind = widget_type(doc)
     if kind == "select":
         options = list(doc["choices"])
@@ -138,7 +165,9 @@ def config_widget(doc: Mapping, default: Any, key: str) -> None:
     elif kind == "checkbox":
         st.checkbox(label, value=bool(default), key=key, help=help_)
     elif kind == "int":
-        st.number_input(label, value=int(default), step=1, format="%d", key=key, help=help_)
+        low, high = int_limits(doc)
+        st.number_input(label, value=int(default), min_value=low, max_value=high, step=1, format="%d",
+                        key=key, help=help_)
     else:
         st.text_input(label, value=as_text(default), key=key, help=help_)
 
@@ -146,8 +175,9 @@ def config_widget(doc: Mapping, default: Any, key: str) -> None:
 def launch_form(kind: str, on_submit: Callable[[Any], None], columns: int = 3,
                 configs_dir: Path | None = None) -> None:
     """Preset picker + the generated form for ``kind``. On submit, the config is built and
-    validated; a ConfigError is shown under the button, a valid config goes to
-    ``on_submit(cfg)`` (which may raise WorkbenchError, shown the same way)."""
+    validated; a ConfigError (naming the key and its valid range) is shown in an error box
+    under the button, a valid config goes to ``on_submit(cfg)`` (which may raise
+    WorkbenchError, shown the same way). The main sections start expanded."""
     configs_dir = Path(configs_dir or CONFIGS)
     names = [NO_PRESET, *_cached_presets(kind, str(configs_dir))]
     preset = st.selectbox("Start from", names, key=f"launch_preset::{kind}",
@@ -159,10 +189,11 @@ def launch_form(kind: str, on_submit: Callable[[Any], None], columns: int = 3,
         st.error(f"preset {preset}: {exc}. Showing the defaults instead.")
         defaults = form_defaults(kind)
     docs = form_fields(kind)
+    expanded = open_sections(kind)
     error_key = f"launch_error::{kind}"
     with st.form(f"launch::{kind}", border=True):
         for section, fields in form_sections(docs).items():
-            with st.expander(section, expanded=section not in LAST_SECTIONS):
+            with st.expander(section, expanded=section in expanded):
                 cols = st.columns(columns)
                 for i, doc in enumerate(fields):
                     with cols[i % columns]:

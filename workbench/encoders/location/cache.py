@@ -20,6 +20,7 @@ from workbench.encoders.location.base import LocationEncoder, create_location_en
 from workbench.errors import InputError
 from workbench.geo import validate_latlon
 from workbench.paths import REPO_ROOT
+from workbench.runs import progress
 
 DEFAULT_CACHE_DIR = REPO_ROOT / "data" / "cache" / "location_encoders"
 
@@ -49,6 +50,7 @@ def encode(encoder: LocationEncoder, latlon: Any, batch_size: int = 8192) -> np.
         chunk = torch.as_tensor(array[start:start + batch_size], dtype=torch.float32,
                                 device=device)
         out[start:start + len(chunk)] = encoder(chunk).float().cpu().numpy()
+        progress.advance(start + len(chunk), len(array))  # a job's phase counters; else no-op
     return out
 
 
