@@ -1,11 +1,13 @@
-"""EXIF GPS: write with gps_exif, read back with read_exif_gps, including S/W references."""
+"""EXIF GPS: write with gps_exif, read back with exif_gps / read_exif_gps (S/W references),
+and missing GPS told apart from present-but-invalid GPS."""
 import io
+import re
 
 import piexif
 import pytest
 from PIL import Image
 
-from workbench.data.exif import gps_exif, read_exif_gps
+from workbench.data.exif import exif_gps, gps_exif, read_exif_gps
 from workbench.errors import InputError
 
 
@@ -45,27 +47,54 @@ def test_png_with_exif_chunk():
     assert read_exif_gps(jpeg_bytes(gps_exif(-10.5, 20.25), fmt="PNG")) == (-10.5, 20.25)
 
 
-def test_missing_or_malformed_gps_gives_none():
-    assert read_exif_gps(jpeg_bytes()) is None  # no EXIF at all
-    no_gps = piexif.dump({"0th": {piexif.ImageIFD.Artist: b"me"}})
-    assert read_exif_gps(jpeg_bytes(no_gps)) is None
-    only_lat = piexif.dump({"GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N",
-                                    piexif.GPSIFD.GPSLatitude: ((10, 1), (0, 1), (0, 1))}})
-    assert read_exif_gps(jpeg_bytes(only_lat)) is None
-    zero_denominator = piexif.dump({"GPS": {
-        piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: ((10, 0), (0, 1), (0, 1)),
-        piexif.GPSIFD.GPSLongitudeRef: b"E", piexif.GPSIFD.GPSLongitude: ((10, 1), (0, 1), (0, 1)),
-    }})
-    assert read_exif_gps(jpeg_bytes(zero_denominator)) is None
-    out_of_range = piexif.dump({"GPS": {
-        piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: ((95, 1), (0, 1), (0, 1)),
-        piexif.GPSIFD.GPSLongitudeRef: b"E", piexif.GPSIFD.GPSLongitude: ((10, 1), (0, 1), (0, 1)),
-    }})
-    assert read_exif_gps(jpeg_bytes(out_of_range)) is None
+def gps_ifd(lat=((10, 1), (0, 1), (0, 1)), lon=((10, 1), (0, 1), (0, 1)), lat_ref=b"N", lon_ref=b"E") -> bytes:
+    gps = {}
+    for tag, value in ((piexif.GPSIFD.GPSLatitude, lat), (piexif.GPSIFD.GPSLongitude, lon),
+                       (piexif.GPSIFD.GPSLatitudeRef, lat_ref), (piexif.GPSIFD.GPSLongitudeRef, lon_ref)):
+        if value is not None:
+            gps[tag] = value
+    return piexif.dump({"GPS": gps})
 
 
-def test_not_an_image_is_an_input_error():
-    with pytest.raises(InputError, match="could not read .* as an image"):
-        read_exif_gps(b"this is not a JPEG")
+def test_missing_gps_is_missing():
+    for exif in (None, piexif.dump({"0th": {piexif.ImageIFD.Artist: b"me"}}),
+                 piexif.dump({"GPS": {piexif.GPSIFD.GPSVersionID: (2, 3, 0, 0)}})):  # no fix
+        gps = exif_gps(jpeg_bytes(exif))
+        assert gps.status == "missing" and gps.latlon is None and gps.message() == "no GPS in EXIF"
+        assert read_exif_gps(jpeg_bytes(exif)) is None
+
+
+@pytest.mark.parametrize("exif, reason", [pytest.param(*case, id=str(i)) for i, case in enumerate([
+    (gps_ifd(lat=((95, 1), (0, 1), (0, 1))), r"latitude 95 is outside \[-90, 90\]"),
+    (gps_ifd(lon=((181, 1), (30, 1), (0, 1))), r"longitude 181.5 is outside \[-180, 180\]"),
+    (gps_ifd(lat=((10, 0), (0, 1), (0, 1))), r"latitude has a zero denominator \(10/0\)"),
+    (gps_ifd(lon=((10, 1), (0, 0), (0, 1))), r"longitude has a zero denominator"),
+    (gps_ifd(lat=((10, 1), (75, 1), (0, 1))), r"minutes / seconds .* not below 60"),
+    (gps_ifd(lat=((1, 1), (2, 1), (3, 1), (4, 1))), r"latitude has 4 values"),
+    (gps_ifd(lat_ref=None), r"latitude has no N/S reference"),
+    (gps_ifd(lon_ref=b"Q"), r"longitude reference is 'Q', expected E or W"),
+    (gps_ifd(lon=None), r"a latitude but no longitude"),
+])])
+def test_present_but_invalid_gps_is_invalid_with_a_reason(exif, reason):
+    data = jpeg_bytes(exif)
+    gps = exif_gps(data)
+    assert gps.status == "invalid" and gps.latlon is None
+    assert re.search(reason, gps.reason), gps.reason
+    assert "\n" not in gps.reason and gps.message().startswith("EXIF GPS is invalid: ")
+    with pytest.raises(InputError, match="^EXIF GPS is invalid: .*" + reason):
+        read_exif_gps(data)
+
+
+def test_valid_gps_is_ok():
+    gps = exif_gps(jpeg_bytes(gps_exif(-33.5, 151.25)))
+    assert gps.status == "ok" and gps.latlon == (-33.5, 151.25) and gps.message() == ""
+
+
+def test_not_an_image_is_an_input_error_naming_the_file():
+    with pytest.raises(InputError, match=r"could not read 'notes\.txt': not an image"):
+        read_exif_gps(b"this is not a JPEG", name="notes.txt")
+    with pytest.raises(InputError, match=r"could not read the uploaded file: not an image") as info:
+        exif_gps(io.BytesIO(b"this is not a JPEG"))
+    assert "BytesIO" not in str(info.value)
     with pytest.raises(InputError, match="latitude|lat"):
         gps_exif(91.0, 0.0)

@@ -50,15 +50,15 @@ def test_oversized_non_jpeg_is_refused_with_a_message():
 
 
 @pytest.mark.parametrize("data, pattern", [
-    (b"this is not an image", r"could not read notes\.txt as an image"),
-    (b"", r"notes\.txt is empty"),
-    (jpeg((64, 64))[:300], r"could not read notes\.txt as an image \(the file is truncated"),
+    (b"this is not an image", r"could not read 'notes\.txt': not an image \(PNG, JPEG, TIFF"),
+    (b"", r"could not read 'notes\.txt': the file is empty"),
+    (jpeg((64, 64))[:300], r"could not read 'notes\.txt': the file is truncated"),
 ])
 def test_unreadable_uploads_give_one_line(data, pattern):
-    with pytest.raises(InputError, match=pattern) as info:
-        load_image(data, name="notes.txt")
-    assert "\n" not in str(info.value)
-    assert "JPEG, PNG or WebP" in str(info.value) or "empty" in str(info.value)
+    for source in (data, io.BytesIO(data)):  # an upload's bytes or its file object
+        with pytest.raises(InputError, match=pattern) as info:
+            load_image(source, name="notes.txt")
+        assert "\n" not in str(info.value) and "BytesIO" not in str(info.value)
 
 
 def test_png_and_webp_load_as_rgb():
@@ -67,6 +67,32 @@ def test_png_and_webp_load_as_rgb():
         Image.new("RGBA", (8, 6), (1, 2, 3, 128)).save(buffer, fmt)
         image = load_image(buffer.getvalue())
         assert image.mode == "RGB" and image.size == (8, 6)
+
+
+def test_16bit_png_alpha_and_float_tiff_decode_faithfully(tmp_path):
+    """The modes PIL's convert("RGB") gets wrong: 16-bit clipped to white, alpha dropped
+    (transparent black showed black), float truncated to 0 / 1."""
+    path = tmp_path / "depth.png"
+    Image.fromarray(np.array([[0, 1028, 32896, 65535]], np.uint16)).save(path)
+    assert np.asarray(load_image(path))[0, :, 0].tolist() == [0, 4, 128, 255]
+    buffer = io.BytesIO()
+    Image.new("RGBA", (2, 2), (0, 0, 0, 0)).save(buffer, "PNG")
+    assert np.asarray(load_image(buffer.getvalue())).min() == 255  # on white
+    buffer = io.BytesIO()
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32), "F").save(buffer, "TIFF")
+    assert np.asarray(load_image(buffer.getvalue(), name="f.tif"))[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_dataset_reads_16bit_images_like_uploads(tmp_path):
+    """The training data path decodes with the same rules as the predict path."""
+    from workbench.geolocator.data import GeoImageDataset
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.full((8, 8), 32896, np.uint16)).save(path)
+    frame = pd.DataFrame({"path": [str(path)], "lat": [1.0], "lon": [2.0], "row": [0]})
+    transform = ImageTransform(8, (0.0,) * 3, (1.0,) * 3, crop="none")
+    x = GeoImageDataset(frame, np.zeros(1, np.int64), transform).raw(0)
+    assert torch.allclose(x, torch.full_like(x, 128 / 255))
 
 
 # -- the CSV --------------------------------------------------------------------------------

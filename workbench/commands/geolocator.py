@@ -12,6 +12,7 @@ checkpoints/geolocator-demo when omitted.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from workbench.cli import command
@@ -30,7 +31,7 @@ def _predict_parser(sub):
         "Print the top-k S2 cells with probabilities, the predicted point and the nearest place."))
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint .pt, bundle or run folder, or run id (default: checkpoints/geolocator-demo)")
-    p.add_argument("--image", required=True, help="a JPEG, PNG or WebP photo")
+    p.add_argument("--image", required=True, help="a PNG, JPEG, TIFF, WebP, BMP or GIF image")
     p.add_argument("--top-k", type=int, default=5, help="cells to list (default 5)")
     p.add_argument("--location", choices=("top1", "weighted"), default=None,
                    help="predicted point: top cell centroid or probability-weighted top-k (default: the model's)")
@@ -46,11 +47,16 @@ def cmd_predict(args) -> int:
     if not Path(args.image).is_file():
         raise InputError(f"image not found: {args.image}")
     image = load_image(args.image, target_size=1024)  # fail on a non-image before loading the model
+    from workbench.data.exif import exif_gps
     from workbench.geolocator.predict import load_predictor
 
+    gps = exif_gps(args.image)
+    if gps.status == "invalid":
+        print(gps.message(), file=sys.stderr)  # a note: the prediction itself is still made
     predictor = load_predictor(args.checkpoint, runs_root=args.runs)
     result = predictor.predict(image, top_k=args.top_k, location=args.location)
-    _print_json({"image": args.image, "checkpoint": predictor.source, **result.to_json()})
+    _print_json({"image": args.image, "checkpoint": predictor.source, **result.to_json(),
+                 "exif_gps": {"status": gps.status, "lat": gps.lat, "lon": gps.lon, "reason": gps.reason}})
     return 0
 
 

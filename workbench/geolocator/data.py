@@ -12,7 +12,6 @@ later makes ``GeoImageDataset`` return None for that sample, which ``collate_ski
 """
 from __future__ import annotations
 
-import io
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,62 +20,34 @@ from typing import Any, BinaryIO, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from workbench.data.images import MAX_DECODED_PIXELS, SUPPORTED_FORMATS, UPLOAD_TYPES, decode_image  # noqa: F401
 from workbench.errors import ConfigError, InputError, NotFoundError
 from workbench.geo import validate_latlon
 
 REQUIRED_COLUMNS = ("path", "lat", "lon")
-IMAGE_FORMATS = "JPEG, PNG or WebP"
-MAX_DECODED_PIXELS = 64_000_000  # non-JPEG images beyond this are refused (~190 MB as RGB)
+IMAGE_FORMATS = SUPPORTED_FORMATS
 _READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 # -- images -------------------------------------------------------------------------------
 
 
-def load_image(source: str | Path | bytes | BinaryIO, target_size: int | None = None,
+def load_image(source: str | Path | bytes | BinaryIO | Image.Image, target_size: int | None = None,
                name: str | None = None, max_pixels: int = MAX_DECODED_PIXELS) -> Image.Image:
-    """Decode an image as RGB with its EXIF orientation applied.
+    """Decode an image as faithful 8-bit RGB with its EXIF orientation applied
+    (``workbench.data.images.decode_image``: every PIL mode, alpha on white, first frame).
 
-    source: a path, the file's bytes (an upload) or a binary file object.
+    source: a path, the file's bytes (an upload), a binary file object or a PIL image.
     target_size: the smallest side the caller needs; JPEGs much larger than that are decoded
     at 1/2, 1/4 or 1/8 scale (libjpeg's draft mode), so a 50-megapixel photo never becomes a
     50-megapixel array. Other formats above ``max_pixels`` are refused with a message.
-    Raises InputError (one line naming the file) for missing, non-image, corrupt or
+    Raises InputError (one line naming the file) for missing, empty, non-image, corrupt or
     truncated data.
     """
-    label = name or (str(source) if isinstance(source, (str, Path)) else "the uploaded file")
-    if isinstance(source, (bytes, bytearray)):
-        if not source:
-            raise InputError(f"{label} is empty; upload a {IMAGE_FORMATS} image")
-        source = io.BytesIO(source)
-    elif isinstance(source, (str, Path)) and not Path(source).is_file():
-        raise InputError(f"image not found: {label}")
-    try:
-        with Image.open(source) as image:
-            if image.format == "JPEG" and target_size:
-                # draft keeps the decoded size >= the requested one; orientation swaps w/h,
-                # so ask for a square of the smaller side.
-                image.draft("RGB", (target_size, target_size))
-            elif image.width * image.height > max_pixels:
-                raise InputError(f"{label} is too large ({image.width} x {image.height} pixels, "
-                                 f"limit {max_pixels // 1_000_000} megapixels for "
-                                 f"{image.format or 'this format'}); downscale it or save it as JPEG")
-            image = ImageOps.exif_transpose(image)
-            image = image.convert("RGB")  # forces the full decode inside the try
-    except InputError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{label} is too large to decode safely ({exc}); downscale it") from None
-    except _READ_ERRORS as exc:
-        reason = _first_line(exc)
-        if "truncat" in reason.lower():
-            reason = "the file is truncated: an incomplete download or copy?"
-        raise InputError(f"could not read {label} as an image ({reason}); "
-                         f"use a {IMAGE_FORMATS} file") from None
-    return image
+    return decode_image(source, name=name, target_size=target_size, max_pixels=max_pixels)
 
 
 def _first_line(exc: BaseException) -> str:
