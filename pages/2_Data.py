@@ -11,7 +11,11 @@ from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.ui import data_page as ui  # noqa: E402
 
 st.title("Data")
-root = catalog.data_root()
+try:
+    root = catalog.data_root()  # a bad $WORKBENCH_DATA: nothing below can work
+except WorkbenchError as exc:
+    st.error(str(exc))
+    st.stop()
 try:
     datasets = catalog.list_datasets(root)
 except WorkbenchError as exc:

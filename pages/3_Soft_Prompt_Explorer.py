@@ -8,16 +8,15 @@ from workbench.ui.widgets import page_setup
 
 page_setup()
 
-import pandas as pd  # noqa: E402
 
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.softprompt import explorer  # noqa: E402
+from workbench.ui.fmt import fmt_count, fmt_latlon, fmt_pct  # noqa: E402
 from workbench.ui.map import add_polygons, make_map, map_widget  # noqa: E402
 from workbench.viz.softprompt_figures import atlas_tooltips, entry_colormap, mixture_bar_figure  # noqa: E402
 
 NONE = "(none)"
 MAP_HEIGHT = 460
-HEADLINE = ("token_cosine", "seq_mse_norm", "retrieval_r1", "retrieval_r10", "country_match", "usage_perplexity")
 
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=6)
@@ -32,21 +31,10 @@ def atlas(path: str, stamp: int, step: float, _em: explorer.ExplorerModel) -> di
     return grid
 
 
-def metrics_table(em: explorer.ExplorerModel) -> pd.DataFrame | None:
-    """Held-out metrics of these weights, of the untrained model and of the model-free
-    baselines (bundle metrics.json or a run's summary.json)."""
-    columns = {"trained": em.metrics.get("held_out") or em.metrics.get("final"),
-               "untrained": em.metrics.get("untrained"), **(em.metrics.get("baselines") or {})}
-    columns = {name: values for name, values in columns.items() if values}
-    if "trained" not in columns:
-        return None
-    return pd.DataFrame({name: {k: values.get(k) for k in HEADLINE} for name, values in columns.items()})
-
-
 def show_report(em: explorer.ExplorerModel, lat: float, lon: float, top: int, slot: int) -> None:
     st.subheader(em.source.label)
     st.caption(f"{em.cfg.model.arch} · sequence [{em.model.seq_len}, {em.model.token_dim}] from "
-               f"{em.cfg.targets.encoder} · K = {em.n_entries or '-'}")
+               f"{em.cfg.targets.encoder} · K = {fmt_count(em.n_entries)}")
     try:
         report = explorer.click_report(em, lat, lon, top=top)
     except WorkbenchError as exc:
@@ -58,16 +46,15 @@ def show_report(em: explorer.ExplorerModel, lat: float, lon: float, top: int, sl
                 "its nearest cities are below.")
     else:
         st.plotly_chart(mixture_bar_figure(report["weights"], top, explorer.meaning_labels(em, 3),
-                                           title=f"{report['k']} mixture weights (sum {sum(report['weights']):.3f})"),
+                                           title=f"{report['k']} mixture weights (sum {fmt_pct(sum(report['weights']))})"),
                         key=f"sp_bars_{slot}")
         st.markdown("**Top entries** and the held-out prompts nearest to each")
-        st.dataframe(pd.DataFrame([{"entry": t["entry"], "weight": round(t["weight"], 4),
-                                    "nearest prompts": " / ".join(t["meaning"])} for t in report["top_entries"]]),
-                     hide_index=True, key=f"sp_top_{slot}")
+        st.dataframe(explorer.top_entries_table(report), hide_index=True, key=f"sp_top_{slot}")
     st.markdown("**Nearest cities** by predicted-sequence similarity (held-out cities)")
     if report["nearest_cities"]:
-        st.dataframe(pd.DataFrame(report["nearest_cities"])[["name", "country", "score", "distance_km", "prompt"]],
-                     hide_index=True, key=f"sp_cities_{slot}")
+        st.dataframe(explorer.cities_table(report), hide_index=True, key=f"sp_cities_{slot}")
+        st.caption("score: similarity of the predicted sequence to the city's target sequence; "
+                   "distance: from the clicked point.")
     else:
         st.caption("This source has no city index yet (a run writes artifacts/index.pt when it finishes).")
 
@@ -122,19 +109,21 @@ click = map_widget(m, key="sp_map", height=MAP_HEIGHT)
 if click is None:
     st.info("Click anywhere on the map to see the mixture weights.")
 else:
-    st.markdown(f"**Clicked:** lat {click['lat']:.4f}, lon {click['lon']:.4f}")
+    st.markdown(f"**Clicked:** {fmt_latlon(click['lat'], click['lon'])}")
     for slot, (col, em) in enumerate(zip(st.columns(len(models)), models)):
         with col:
             show_report(em, click["lat"], click["lon"], int(top), slot)
 
 with st.expander("Held-out metrics of the selected models (trained vs untrained)"):
     for em in models:
-        table = metrics_table(em)
+        table = explorer.metrics_display(em.metrics)
         st.markdown(f"**{em.source.label}**")
         if table is None:
             st.caption("no metrics saved with this source yet")
         else:
-            st.dataframe(table)
+            st.dataframe(table, key=f"sp_metrics_{em.source.label}")
+            st.caption("retrieval R@k and country match in percent (higher is better); "
+                       "token cosine higher is better, normalised sequence MSE lower is better.")
         counts = em.metrics.get("param_counts")
         if counts:
-            st.caption("parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            st.caption(explorer.param_counts_caption(counts))

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.geolocator import errors_analysis as ea  # noqa: E402
 from workbench.geolocator.sources import list_sources  # noqa: E402
+from workbench.ui.fmt import fmt_count  # noqa: E402
 from workbench.ui.map import add_polygons, make_map, map_widget  # noqa: E402
 from workbench.viz.geolocator_figures import (  # noqa: E402
     class_size_figure,
@@ -48,10 +49,8 @@ def gallery(rows, polygons: np.ndarray) -> None:
             cells = np.asarray(row.topk_cells, dtype=np.int64)
             st.image(small_map(polygons[cells].tobytes(), tuple(np.asarray(row.topk_probs, float).tolist()),
                                (row.pred_lat, row.pred_lon), (row.true_lat, row.true_lon)), width="stretch")
-            top5 = ", ".join(f"{t} {p:.0%}" for t, p in zip(list(row.topk_tokens)[:5], list(row.topk_probs)[:5]))
-            place = getattr(row, "place", "")
-            st.markdown(f"**{row.distance_km:,.0f} km** · true `{row.true_token}` → predicted `{row.pred_token}`  \n"
-                        f"{place}  \ntop-5: {top5}")
+            st.markdown(ea.error_caption(row.distance_km, row.true_token, row.pred_token,
+                                         getattr(row, "place", ""), row.topk_tokens, row.topk_probs))
 
 
 st.title("Errors")
@@ -71,12 +70,14 @@ except WorkbenchError as exc:
     st.stop()
 frame, partition = saved.frame, saved.partition
 split = saved.metrics.get("predictions_split") or saved.metrics.get("split") or "val"
-st.caption(f"{len(frame)} {split} images · {len(partition)} cells · `{saved.folder}`")
+st.caption(f"{fmt_count(len(frame))} {split} images · {fmt_count(len(partition))} cells · `{saved.folder}`")
 
 table = ea.metrics_table(saved.metrics, split)
 if len(table):
     st.subheader("Model vs oracle vs most-frequent cell")
-    st.dataframe(table.style.format(precision=3, na_rep="-"), key="errors_metrics")
+    st.dataframe(ea.metrics_display(table), key="errors_metrics")
+    st.caption("Accuracies (acc@ km, cell top-1 / top-5) and macro F1 in percent; GeoGuessr: mean "
+               "points per guess (0 .. 5,000); errors in km.")
     st.plotly_chart(thresholds_figure({name: row.to_dict() for name, row in table.iterrows()}),
                     key="errors_thresholds")
 
@@ -95,8 +96,7 @@ else:
 per_cell = ea.per_cell_accuracy(frame, partition)
 st.subheader("Per-cell accuracy")
 m = make_map(zoom=1, height=420)
-tips = [f"{t}: {'-' if np.isnan(a) else f'{a:.0%}'} of {n} images (train {c})"
-        for t, a, n, c in zip(per_cell["token"], per_cell["accuracy"], per_cell["n_val"], per_cell["train_count"])]
+tips = ea.cell_tooltips(per_cell)
 add_polygons(m, partition.polygons(), per_cell["accuracy"].to_numpy(), colormap="RdYlGn_11", vmin=0.0, vmax=1.0,
              tooltips=tips, name="accuracy", legend="top-1 accuracy of the true cell (grey: no images)")
 map_widget(m, key="errors_cell_map", height=420)
@@ -104,7 +104,6 @@ map_widget(m, key="errors_cell_map", height=420)
 c1, c2 = st.columns(2)
 with c1:
     st.markdown("**Most-confused pairs** for the least accurate cells")
-    st.dataframe(ea.confused_pairs(frame, per_cell).style.format({"true_accuracy": "{:.0%}", "share": "{:.0%}"}),
-                 hide_index=True, key="errors_pairs")
+    st.dataframe(ea.pairs_display(ea.confused_pairs(frame, per_cell)), hide_index=True, key="errors_pairs")
 with c2:
     st.plotly_chart(class_size_figure(per_cell), key="errors_class_size")

@@ -3,6 +3,7 @@ and the line at fault."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from workbench.data import catalog
-from workbench.errors import InputError, NotFoundError
+from workbench.errors import ConfigError, InputError, NotFoundError
 
 
 def write(path: Path, text: str) -> Path:
@@ -21,9 +22,12 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def root(tmp_path, monkeypatch) -> Path:
-    """An empty data root that the catalog finds through $WORKBENCH_DATA."""
+    """An empty data root that the catalog finds through $WORKBENCH_DATA (and no extra
+    allowed folders)."""
     root = tmp_path / "data"
+    root.mkdir()
     monkeypatch.setenv(catalog.DATA_ENV, str(root))
+    monkeypatch.delenv(catalog.PATHS_ENV, raising=False)
     return root
 
 
@@ -44,8 +48,9 @@ def demo_root(root) -> Path:
     return root
 
 
-def test_lists_demo_folders_registered_csvs_and_subsets(demo_root, tmp_path):
+def test_lists_demo_folders_registered_csvs_and_subsets(demo_root, tmp_path, monkeypatch):
     mine = write(tmp_path / "elsewhere" / "mine.csv", "lat,lon\n1,2\n")
+    monkeypatch.setenv(catalog.PATHS_ENV, str(tmp_path / "elsewhere"))
     catalog.register_dataset(mine, "mine")
     write(demo_root / "patches" / "patches.overfit-5.csv", "path,lat,lon\na.jpg,48.85,2.35\n")
     write(demo_root / "patches" / "patches.overfit-1.csv", "path,lat,lon\na.jpg,48.85,2.35\n")
@@ -66,7 +71,7 @@ def test_lists_demo_folders_registered_csvs_and_subsets(demo_root, tmp_path):
     assert mine.exists()  # forgetting a dataset never deletes the user's file
 
 
-def test_empty_or_missing_root_lists_nothing(root):
+def test_empty_root_lists_nothing(root):
     assert catalog.list_datasets() == []
     with pytest.raises(NotFoundError, match="build-demo"):
         catalog.get_dataset("gallery")
@@ -165,7 +170,7 @@ def test_missing_files(root, tmp_path):
     missing = tmp_path / "gone.csv"
     with pytest.raises(NotFoundError, match=rf"dataset file not found: {missing}; .*build-demo"):
         catalog.load_points(missing)
-    csv = write(tmp_path / "mine.csv", "lat,lon\n1,2\n")
+    csv = write(root / "user-files" / "mine.csv", "lat,lon\n1,2\n")
     catalog.register_dataset(csv, "mine")
     csv.unlink()
     info = catalog.get_dataset("mine")  # still listed, so the page can say what happened
@@ -176,16 +181,20 @@ def test_missing_files(root, tmp_path):
 
 
 def test_register_validates_file_and_name(demo_root, tmp_path):
-    with pytest.raises(NotFoundError, match=rf"cannot register {tmp_path / 'nope.csv'}: no such file"):
-        catalog.register_dataset(tmp_path / "nope.csv")
-    bad = write(tmp_path / "bad.csv", "lat,lon\n100,0\n")
+    with pytest.raises(NotFoundError, match=rf"cannot register {demo_root / 'nope.csv'}: no such file"):
+        catalog.register_dataset(demo_root / "nope.csv")
+    bad = write(demo_root / "mine" / "bad.csv", "lat,lon\n100,0\n")
     with pytest.raises(InputError, match="lat = 100 is outside"):
         catalog.register_dataset(bad)
-    good = write(tmp_path / "my data.csv", "lat,lon\n1,2\n")
+    with pytest.raises(InputError, match=r"only \.csv files"):
+        catalog.register_dataset(write(demo_root / "notes.txt", "lat,lon\n1,2\n"))
+    good = write(demo_root / "mine" / "my data.csv", "lat,lon\n1,2\n")
     with pytest.raises(InputError, match="taken by the dataset in"):
         catalog.register_dataset(good, "patches")
     with pytest.raises(InputError, match="is not allowed"):
         catalog.register_dataset(good, "../escape")
+    with pytest.raises(InputError, match="is not allowed"):
+        catalog.register_dataset(good, "patches.overfit-1")  # would read as a subset
     assert catalog.register_dataset(good).name == "my-data"  # default: the stem, made safe
     with pytest.raises(NotFoundError, match="no registered dataset 'other'"):
         catalog.unregister_dataset("other")
@@ -209,3 +218,163 @@ def test_partition_path_is_next_to_the_csv(demo_root):
     info = catalog.get_dataset("patches")
     path = catalog.partition_path(info, 5, 100, 2, 20)
     assert path == demo_root / "patches" / "patches.partition-t5-100-l2-20.csv"
+
+
+# -- the server's files stay private -------------------------------------------------------
+
+SECRET = "SECRET-HEADER-7f3a"  # the first line of files outside the allowed folders
+
+
+def assert_private(message: str, *texts: str) -> None:
+    """One line, no file content, naming the allowed folders and how to add one."""
+    assert "\n" not in message and SECRET not in message
+    for text in texts:
+        assert text not in message
+    assert "outside the folders the workbench may read" in message
+    assert catalog.PATHS_ENV in message and "upload" in message
+
+
+@pytest.fixture
+def outside(tmp_path) -> Path:
+    """A malformed CSV outside the data root whose header is a secret."""
+    return write(tmp_path / "private" / "secret.csv", f"{SECRET},x\nroot:x:0:0,1\n")
+
+
+def test_a_system_file_is_refused_without_reading_it(root):
+    passwd = Path("/etc/passwd")
+    first_line = passwd.read_text().splitlines()[0] if passwd.is_file() else SECRET
+    with pytest.raises(InputError) as err:
+        catalog.register_dataset("/etc/passwd")
+    assert_private(str(err.value), first_line, "root:x:0:0")
+    assert str(err.value).startswith("cannot register /etc/passwd: it is outside")
+    assert str(root.resolve()) in str(err.value)
+    assert not (root / catalog.REGISTRY_FILE).exists()
+
+
+def test_dot_dot_and_symlink_escapes_are_refused(root, outside):
+    escapes = [root / "x" / ".." / ".." / "private" / "secret.csv",
+               str(root) + "/../private/secret.csv",
+               "../private/secret.csv"]  # relative to the data root
+    (root / "link.csv").symlink_to(outside)
+    (root / "linkdir").symlink_to(outside.parent, target_is_directory=True)
+    escapes += [root / "link.csv", root / "linkdir" / "secret.csv"]
+    for path in escapes:
+        with pytest.raises(InputError) as err:
+            catalog.register_dataset(path, "leak")
+        assert_private(str(err.value), "root:x:0:0")
+    assert catalog.list_datasets() == []
+
+
+def test_paths_inside_the_data_root_are_allowed(root):
+    csv = write(root / "mine" / "points.csv", "lat,lon\n1,2\n3,4\n")
+    info = catalog.register_dataset(csv, "abs")
+    assert info.csv == csv.resolve() and len(catalog.load_points("abs")) == 2
+    assert catalog.register_dataset("mine/points.csv", "rel").csv == csv.resolve()
+    (root / "alias.csv").symlink_to(csv)  # a symlink that stays inside is fine
+    assert catalog.register_dataset(root / "alias.csv", "alias").csv == csv.resolve()
+
+
+def test_workbench_data_paths_adds_folders(root, tmp_path, monkeypatch, outside):
+    a = write(tmp_path / "a" / "one.csv", "lat,lon\n1,2\n")
+    b = write(tmp_path / "b" / "deep" / "two.csv", "lat,lon\n1,2\n")
+    monkeypatch.setenv(catalog.PATHS_ENV, f" {tmp_path / 'a'}{os.pathsep}{os.pathsep}{tmp_path / 'b'}{os.pathsep}")
+    assert catalog.allowed_folders() == [root.resolve(), (tmp_path / "a").resolve(),
+                                         (tmp_path / "b").resolve()]
+    assert catalog.register_dataset(a).name == "one"
+    assert catalog.register_dataset(b).name == "two"
+    with pytest.raises(InputError) as err:
+        catalog.register_dataset(outside)
+    assert_private(str(err.value))
+    assert str(tmp_path / "a") in str(err.value)  # the message lists the configured folders
+
+    # once the folder is no longer configured, its dataset is listed but not read
+    monkeypatch.setenv(catalog.PATHS_ENV, str(tmp_path / "b"))
+    assert "one" in [d.name for d in catalog.list_datasets()]
+    with pytest.raises(InputError, match="registered dataset 'one' points at .*outside the folders"):
+        catalog.load_points("one")
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("relative/folder", "is not an absolute path"),
+    ("{tmp}/missing", "is not an existing folder"),
+    ("{tmp}/file.txt", "is a file, not a folder"),
+    ("/", "is the filesystem root"),
+    ("{tmp}/ok" + os.pathsep + "{tmp}/missing", "is not an existing folder"),
+])
+def test_a_bad_workbench_data_paths_is_one_line(root, tmp_path, monkeypatch, value, problem):
+    (tmp_path / "ok").mkdir()
+    write(tmp_path / "file.txt", "x")
+    monkeypatch.setenv(catalog.PATHS_ENV, value.format(tmp=tmp_path))
+    with pytest.raises(ConfigError) as err:
+        catalog.allowed_folders()
+    message = str(err.value)
+    assert message.startswith(f"environment variable {catalog.PATHS_ENV}=") and problem in message
+    assert "\n" not in message and "unset it" in message
+    with pytest.raises(ConfigError):
+        catalog.register_dataset(write(root / "x.csv", "lat,lon\n1,2\n"))
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_bad_workbench_data_is_one_line(tmp_path, monkeypatch, kind):
+    target = tmp_path / "nowhere" if kind == "missing" else write(tmp_path / "data.txt", "x")
+    monkeypatch.setenv(catalog.DATA_ENV, str(target))
+    for call in (catalog.data_root, catalog.list_datasets, lambda: catalog.get_dataset("cities")):
+        with pytest.raises(ConfigError) as err:
+            call()
+        message = str(err.value)
+        assert message.startswith(f"environment variable {catalog.DATA_ENV}={str(target)!r}")
+        assert ("is not an existing folder" if kind == "missing" else "is a file") in message
+        assert "\n" not in message and "unset" in message
+
+
+def test_a_registry_entry_outside_is_never_read(root, outside):
+    """A datasets.json written by an older version (or by hand) that points at a private
+    file: listed, but loading it says why and quotes nothing."""
+    write(root / catalog.REGISTRY_FILE, json.dumps({"old": {"path": str(outside)},
+                                                    "sys": {"path": "/etc/passwd"}}))
+    assert [d.name for d in catalog.list_datasets()] == ["old", "sys"]
+    for name in ("old", "sys"):
+        with pytest.raises(InputError) as err:
+            catalog.load_points(name)
+        assert_private(str(err.value), "root:x:0:0")
+        assert f"registered dataset {name!r} points at" in str(err.value)
+
+
+def test_a_demo_manifest_cannot_point_outside(root, outside):
+    write(root / "evil" / "manifest.json", json.dumps({"files": ["../../private/secret.csv"]}))
+    (info,) = catalog.list_datasets()
+    with pytest.raises(InputError) as err:
+        catalog.load_points(info)
+    assert_private(str(err.value))
+
+
+def test_upload_is_saved_under_a_safe_name_and_registered(root):
+    body = b"lat,lon,split\n48.85,2.35,train\n35.68,139.69,val\n"
+    info = catalog.register_upload("../../..\\evil dir/../my points.csv", body)
+    assert info.name == "my-points" and info.source == "user"
+    assert info.csv == (root / catalog.UPLOADS / "my-points.csv").resolve()
+    assert info.csv.read_bytes() == body
+    assert sorted(p.name for p in (root / catalog.UPLOADS).iterdir()) == ["my-points.csv"]
+    points = catalog.load_points("my-points")
+    assert points["split"].tolist() == ["train", "val"]
+    assert [d.name for d in catalog.list_datasets()] == ["my-points"]  # not also a demo folder
+
+    # the same name again replaces the file; a chosen name wins over the file's
+    catalog.register_upload("my points.csv", b"lat,lon\n1,2\n")
+    assert len(catalog.load_points("my-points")) == 1
+    assert catalog.register_upload("x.csv", body, name="chosen").csv.name == "chosen.csv"
+    assert catalog.upload_name("....csv") == "upload" and catalog.upload_name("a/.env") == "env"
+
+
+def test_a_bad_upload_writes_nothing(demo_root):
+    with pytest.raises(InputError, match=r"the uploaded file 'pts\.csv', line 3 \(data row 2\): "
+                                         r"lat = 95 is outside"):
+        catalog.register_upload("pts.csv", b"lat,lon\n1,2\n95,0\n")
+    with pytest.raises(InputError, match="the uploaded file 'e.csv' is empty"):
+        catalog.register_upload("e.csv", b"")
+    with pytest.raises(InputError, match="taken by the dataset in"):
+        catalog.register_upload("patches.csv", b"lat,lon\n1,2\n")
+    with pytest.raises(InputError, match="is not allowed"):
+        catalog.register_upload("x.csv", b"lat,lon\n1,2\n", name="../x")
+    assert not (demo_root / catalog.UPLOADS).exists()
+    assert not (demo_root / catalog.REGISTRY_FILE).exists()

@@ -90,3 +90,44 @@ def _metric(page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]').filter(
         has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^{label}$")))
     return box.locator('[data-testid="stMetricValue"]').inner_text().replace(",", "")
+
+
+@pytest.mark.e2e
+def test_add_a_csv_by_upload_and_a_system_path_is_refused(small_dataset, streamlit_app,
+                                                         offline_page, blocked_requests):
+    """The "Add a CSV dataset" form as a user meets it: /etc/passwd is refused with a message
+    that quotes none of it; an upload is saved under the data folder and selected."""
+    app = streamlit_app(PAGE)
+    page = offline_page
+    page.set_viewport_size({"width": 1280, "height": 1600})
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.get_by_text("S2 partition").wait_for(timeout=60_000)
+    page.get_by_text("Add a CSV dataset").click()
+
+    page.get_by_role("tab", name="A CSV already on the server").click()
+    page.get_by_label("CSV path (absolute, or relative to the data folder)").fill("/etc/passwd")
+    page.get_by_role("button", name="Register").click()
+    error = page.locator('[data-testid="stAlertContentError"]')
+    error.wait_for(timeout=30_000)
+    text = error.inner_text()
+    assert text.startswith("cannot register /etc/passwd: it is outside the folders")
+    assert catalog.PATHS_ENV in text and "upload" in text
+    body = page.locator("body").inner_text()
+    assert "root:" not in body and "/bin/" not in body  # nothing of the file reached the page
+    error.scroll_into_view_if_needed()
+    page.screenshot(path="/tmp/data_e2e_passwd.png")
+
+    page.get_by_role("tab", name="Upload a CSV").click()
+    csv = b"lat,lon,split\n48.85,2.35,train\n35.68,139.69,train\n-33.87,151.21,val\n"
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        files=[{"name": "My Points.csv", "mimeType": "text/csv", "buffer": csv}])
+    page.get_by_text("My Points.csv").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Add the upload").click()
+    page.get_by_text(re.compile(r"^Registered My-Points ")).wait_for(timeout=60_000)
+    saved = small_dataset.parent / catalog.UPLOADS / "My-Points.csv"
+    assert saved.read_bytes() == csv
+    page.get_by_text("S2 partition").wait_for(timeout=60_000)
+    assert _metric(page, "samples") == "3"
+    page.wait_for_timeout(1000)
+    page.screenshot(path="/tmp/data_e2e_upload.png")
+    assert blocked_requests == []

@@ -27,13 +27,18 @@ def test_click_on_the_map_shows_k_bars(streamlit_app, offline_page, blocked_requ
     frame.evaluate("() => window.map.setView([30, 20], 2, {animate: false})")
     frame_el.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
 
-    page.get_by_text(re.compile(r"^Clicked: lat ")).wait_for(timeout=30_000)
+    clicked = page.get_by_text(re.compile(r"^Clicked: "))
+    clicked.wait_for(timeout=30_000)
     bars = page.locator(".js-plotly-plot .barlayer .point")
     page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .barlayer .point').length >= {K}",
                            timeout=30_000)
     assert bars.count() == K
-    lat, lon = map(float, re.findall(r"-?\d+\.\d+", page.get_by_text(re.compile(r"^Clicked: lat ")).inner_text()))
-    assert lat == pytest.approx(30, abs=1.0) and lon == pytest.approx(20, abs=1.0)
+    (lat, ns, lon, ew), = re.findall(r"(\d+\.\d{4})° ([NS]), (\d+\.\d{4})° ([EW])", clicked.inner_text())
+    assert (ns, ew) == ("N", "E")  # the shared lat/lon format, hemispheres spelled out
+    assert float(lat) == pytest.approx(30, abs=1.0) and float(lon) == pytest.approx(20, abs=1.0)
+    # weights in percent on the axis, like the tables
+    ticks = page.eval_on_selector_all(".js-plotly-plot .ytick text", "els => els.map(e => e.textContent)")
+    assert ticks and all(t.endswith("%") for t in ticks), ticks
     assert page.get_by_text(re.compile(r"^latency: click")).count() == 1, page.locator("[data-testid=stMetricLabel]").all_inner_texts()
     assert page.get_by_text("Nearest cities", exact=False).count() >= 1
     assert blocked_requests == []  # nothing left localhost

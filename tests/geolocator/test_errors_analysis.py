@@ -82,3 +82,26 @@ def test_static_map_marks_the_points_and_colours_cells(partition, frame):
     assert tuple(px[y, x]) == (46, 204, 64)  # green true dot
     fig = class_size_figure(ea.per_cell_accuracy(frame, partition))
     assert fig.data[0].x.tolist() == partition.cells["count"].tolist()
+
+
+def test_display_helpers_use_one_unit_per_kind_and_no_none(frame, partition):
+    metrics = {"model": {"n": 34006, "acc@25km": 0.41234, "geoguessr": 2880.97, "median_km": 446.98,
+                         "mean_km": 3.456, "cell_top1": 0.5, "macro_f1": None},
+               "most_frequent_cell": {"acc@25km": 0.0, "mean_km": float("nan")}}
+    shown = ea.metrics_display(ea.metrics_table(metrics))
+    model, base = shown.loc["model"], shown.loc["most_frequent_cell"]
+    assert (model["n"], model["acc@25km"], model["geoguessr"]) == ("34,006", "41.2%", "2,881")
+    assert (model["median_km"], model["mean_km"], model["cell_top1"]) == ("447 km", "3.5 km", "50.0%")
+    assert model["macro_f1"] == base["mean_km"] == base["n"] == "—"
+    assert base["acc@25km"] == "0.0%"
+
+    cells = ea.per_cell_accuracy(frame.iloc[:4], partition)  # cells 1 and 2 have no images
+    tips = ea.cell_tooltips(cells)
+    assert tips[0] == f"{cells['token'][0]}: 50.0% of 4 images (train {cells['train_count'][0]:,})"
+    assert tips[1].startswith(f"{cells['token'][1]}: — of 0 images")
+
+    pairs = ea.pairs_display(ea.confused_pairs(frame, ea.per_cell_accuracy(frame, partition), min_images=1))
+    assert set(pairs["share"]) <= {"25.0%", "33.3%", "66.7%"} and "nan" not in pairs.to_string()
+
+    caption = ea.error_caption(1234.6, "a", "b", None, ["a", "b"], [0.6549, 0.0004])
+    assert caption == "**1,235 km** · true `a` → predicted `b`  \n  \ntop-5: a 65.5%, b 0.0%"

@@ -13,7 +13,7 @@ def test_bars_are_sorted_with_the_top_entries_in_their_colours():
     assert np.allclose(bar.y, [0.4, 0.3, 0.15, 0.1, 0.05])
     colors = entry_colors(5)
     assert list(bar.marker.color) == [colors[1], colors[3], OTHER_COLOR, OTHER_COLOR, OTHER_COLOR]
-    assert "entry 1<br>weight 0.4000<br>b" == bar.hovertext[0]
+    assert "entry 1<br>weight 40.0%<br>b" == bar.hovertext[0]
 
 
 def test_entry_colormap_gives_each_entry_its_own_colour():
@@ -27,4 +27,4 @@ def test_entry_colormap_gives_each_entry_its_own_colour():
 
 def test_atlas_tooltips():
     tips = atlas_tooltips(np.array([2, 0]), np.array([0.41, 0.9]), [["x"], ["y"], ["Lyon, France", "Lille, France"]])
-    assert tips == ["entry 2 (0.41): Lyon, France / Lille, France", "entry 0 (0.90): x"]
+    assert tips == ["entry 2 (41.0%): Lyon, France / Lille, France", "entry 0 (90.0%): x"]

@@ -3,6 +3,7 @@ tables, and a freshly finished geolocator run as a second source."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from workbench.geolocator import errors_analysis as ea
 from workbench.geolocator.predict import DEMO_CHECKPOINT
+from workbench.ui.fmt import fmt_km
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(REPO_ROOT / "pages" / "5_Errors.py")
@@ -31,14 +33,27 @@ def test_demo_metrics_gallery_and_filters(runs_dir, saved):
     metrics = json.loads((DEMO_CHECKPOINT / "metrics.json").read_text())["test"]
     table = at.dataframe[0].value
     assert list(table.index) == ["model", "oracle", "most_frequent_cell"]
+    # one unit per kind of number: percent with one decimal, exact counts, km, points
+    assert table.loc["model"].to_dict() == {
+        "n": "311", "acc@1km": "0.0%", "acc@25km": "0.0%", "acc@200km": "12.2%",
+        "acc@750km": "60.1%", "acc@2500km": "80.7%", "geoguessr": "2,881",
+        "median_km": "447 km", "mean_km": "2,487 km", "cell_top1": "46.9%",
+        "cell_top5": "71.1%", "macro_f1": "19.8%"}
     for row in table.index:
-        assert table.loc[row, "acc@2500km"] == pytest.approx(metrics[row]["acc@2500km"])
+        assert table.loc[row, "acc@2500km"] == f"{100 * metrics[row]['acc@2500km']:.1f}%"
+        assert table.loc[row, "n"] == f"{metrics[row].get('n', metrics['n']):,}"
+    # the baselines have no cell top-k / F1: an em dash, never "None" / "nan"
+    assert table.loc["oracle", "cell_top1"] == "—" and table.loc["most_frequent_cell", "macro_f1"] == "—"
+    assert not any(str(v) in ("None", "nan", "-") for v in table.to_numpy().ravel())
+    (caption,) = [c.value for c in at.caption if " images · " in c.value]
+    assert caption.startswith(f"{len(saved.frame):,} test images · {len(saved.partition):,} cells")
 
     worst = ea.worst_errors(saved.frame, 12)
     captions = gallery_captions(at)
     assert len(captions) == 12
     # the gallery fills 4 columns; the element tree lists them column by column
-    assert sorted(c.split("**")[1] for c in captions) == sorted(f"{d:,.0f} km" for d in worst["distance_km"])
+    assert sorted(c.split("**")[1] for c in captions) == sorted(fmt_km(d) for d in worst["distance_km"])
+    assert all(re.search(r"top-5: (\S+ \d+\.\d%(, |$))+", c) for c in captions), captions[0]
 
     token = worst["true_token"].iloc[0]
     at.selectbox(key="errors_true").set_value(token).run()
@@ -53,7 +68,9 @@ def test_demo_metrics_gallery_and_filters(runs_dir, saved):
     pairs = at.dataframe[1].value
     expected = ea.confused_pairs(saved.frame, ea.per_cell_accuracy(saved.frame, saved.partition))
     assert pairs["true_token"].tolist() == expected["true_token"].tolist()
-    assert pairs["count"].tolist() == expected["count"].tolist()
+    assert pairs["count"].tolist() == [f"{c:,}" for c in expected["count"]]
+    assert pairs["share"].tolist() == [f"{100 * s:.1f}%" for s in expected["share"]]
+    assert pairs["true_accuracy"].tolist() == [f"{100 * a:.1f}%" for a in expected["true_accuracy"]]
 
 
 def test_a_finished_run_is_a_source(runs_dir, tmp_path):
@@ -72,4 +89,4 @@ def test_a_finished_run_is_a_source(runs_dir, tmp_path):
     assert not at.exception and not at.error
     assert len(gallery_captions(at)) == 12  # the tiny set has 12 validation images
     table = at.dataframe[0].value
-    assert table.loc["model", "n"] == 12
+    assert table.loc["model", "n"] == "12"

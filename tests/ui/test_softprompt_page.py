@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import workbench.ui.map as wmap
 from workbench.softprompt import explorer
+from workbench.ui.fmt import fmt_km
 
 from tests.softprompt.conftest import write_bundle_folder
 
@@ -64,11 +66,33 @@ def test_a_click_shows_k_bars_top_entries_cities_and_latency(click):
     assert weights == sorted(weights, reverse=True)  # sorted bars
     top, cities = [d.value for d in at.dataframe][:2]
     assert len(top) == 5 and list(top.columns) == ["entry", "weight", "nearest prompts"]
-    assert top["weight"].tolist() == pytest.approx(weights[:5], abs=1e-4)
-    assert len(cities) == 5 and {"name", "country", "score", "distance_km"} <= set(cities.columns)
+    # probabilities in percent with one decimal, like every fraction in the app
+    assert top["weight"].tolist() == [f"{100 * w:.1f}%" for w in weights[:5]]
+    assert list(cities.columns) == ["name", "country", "score", "distance", "prompt"]
+    assert len(cities) == 5 and all(re.fullmatch(r"-?\d\.\d{3}", v) for v in cities["score"])
+    report = explorer.click_report(explorer.load_source(explorer.DEMO_CHECKPOINT), -1.2921, 36.8219)
+    assert cities["distance"].tolist() == [fmt_km(c["distance_km"]) for c in report["nearest_cities"]]
+    assert all(re.fullmatch(r"[\d,]+ km|\d\.\d km", v) for v in cities["distance"])
     (latency,) = [m for m in at.metric if m.label.startswith("latency")]
     assert float(latency.value.split()[0]) < 1000
-    assert any("lat -1.2921, lon 36.8219" in md.value for md in at.markdown)
+    assert any("**Clicked:** 1.2921° S, 36.8219° E" in md.value for md in at.markdown)
+
+
+def test_metrics_table_reads_in_percent_without_none(click):
+    at = page()
+    metrics = json.loads((explorer.DEMO_CHECKPOINT / "metrics.json").read_text())
+    (table,) = [d.value for d in at.dataframe if "trained" in d.value.columns]
+    assert list(table.columns) == ["trained", "untrained", "mean_sequence", "nearest_train_city"]
+    assert list(table.index) == list(explorer.HEADLINE_METRICS)
+    base = metrics["baselines"]["nearest_train_city"]
+    assert table.loc["retrieval_r10", "nearest_train_city"] == f"{100 * base['retrieval_r10']:.1f}%"
+    assert table.loc["country_match", "nearest_train_city"] == f"{100 * base['country_match']:.1f}%"
+    assert table.loc["retrieval_r1", "trained"] == f"{100 * metrics['held_out']['retrieval_r1']:.1f}%"
+    assert table.loc["token_cosine", "trained"] == f"{metrics['held_out']['token_cosine']:.3f}"
+    cells = table.to_numpy().ravel().tolist()
+    assert "None" not in cells and "nan" not in cells
+    assert table.loc["usage_perplexity", "mean_sequence"] == "—"  # a baseline has no mixture
+    assert any(c.value.startswith("parameters: trainable 738,624") for c in at.caption)
 
 
 def test_side_by_side_with_a_model_without_mixture(click, monkeypatch, tmp_path):

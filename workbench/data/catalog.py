@@ -13,16 +13,26 @@ Where datasets come from (``list_datasets``):
 | source | where | name |
 | --- | --- | --- |
 | ``demo`` | ``<root>/<name>/`` with a ``manifest.json`` listing a CSV (``build_demo``), or a folder holding ``<name>.csv`` | folder name |
-| ``user`` | any CSV registered by path (``register_dataset``), kept in ``<root>/datasets.json`` | chosen name |
+| ``user`` | a CSV registered by path (``register_dataset``) or uploaded (``register_upload``, saved as ``<root>/uploads/<name>.csv``), kept in ``<root>/datasets.json`` | chosen name |
 | ``subset`` | ``<csv stem>.overfit-<k>.csv`` next to a dataset's CSV (``workbench.data.subsets``) | ``<name>/overfit-<k>`` |
 
-``<root>`` is ``$WORKBENCH_DATA`` or the repository's ``data/``. Errors are
+``<root>`` is ``$WORKBENCH_DATA`` or the repository's ``data/``.
+
+What the workbench may read (the server's other files stay private): only CSVs inside the
+*allowed folders*, the data root and the folders listed in ``$WORKBENCH_DATA_PATHS``
+(``os.pathsep``-separated absolute paths). Paths are checked after resolving symlinks and
+``..``, before the file is opened, when a CSV is registered and again whenever a catalogued
+dataset is loaded, so no error message can quote a line of a file outside them. (A path
+passed straight to ``load_points`` by a Python caller is read as given.)
+
+Errors are
 ``NotFoundError`` (a file or name that does not exist) and ``InputError`` (a malformed CSV,
 missing lat / lon columns, a non-numeric or out-of-range coordinate), each one line naming
 the file and the line / column at fault.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -32,10 +42,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.errors import InputError, NotFoundError
+from workbench.errors import ConfigError, InputError, NotFoundError
 from workbench.paths import REPO_ROOT
 
 DATA_ENV = "WORKBENCH_DATA"
+PATHS_ENV = "WORKBENCH_DATA_PATHS"  # more folders whose CSVs may be registered by path
+UPLOADS = "uploads"  # <root>/uploads/<name>.csv: CSVs uploaded on the Data page
 DEFAULT_ROOT = REPO_ROOT / "data"
 REGISTRY_FILE = "datasets.json"
 MANIFEST = "manifest.json"
@@ -50,6 +62,7 @@ EVAL_SPLITS = ("val", "test")  # held-out splits, in order of preference for the
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SUBSET = re.compile(r"\.overfit-(\d+)\.csv$")
+_SUBSET_NAME = re.compile(r"\.overfit-\d+$")  # a dataset name that would read as a subset
 
 
 @dataclass(frozen=True)
@@ -92,11 +105,77 @@ class SplitPlan:
 
 
 def data_root(root: str | Path | None = None) -> Path:
-    """The data folder: ``root`` if given, else ``$WORKBENCH_DATA``, else ``<repo>/data``."""
+    """The data folder: ``root`` if given, else ``$WORKBENCH_DATA``, else ``<repo>/data``.
+
+    ConfigError (one line) if ``$WORKBENCH_DATA`` names a missing folder or a file.
+    ``<repo>/data`` may be missing: the demo data is not built yet."""
     if root is not None:
         return Path(root)
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else DEFAULT_ROOT
+    raw = os.environ.get(DATA_ENV, "").strip()
+    if not raw:
+        return DEFAULT_ROOT
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        problem = "is a file, not a folder" if path.exists() else "is not an existing folder"
+        raise ConfigError(f"environment variable {DATA_ENV}={raw!r} {problem}: point it at your "
+                          f"data folder (create an empty one with `mkdir -p {raw}`), or unset "
+                          f"it to use {DEFAULT_ROOT}")
+    return path
+
+
+def extra_data_paths() -> list[Path]:
+    """The folders in ``$WORKBENCH_DATA_PATHS`` (absolute, existing, symlinks resolved).
+
+    ConfigError (one line, naming the bad entry) for a relative path, a missing folder, a
+    file, or the filesystem root (which would open every file on the server)."""
+    raw = os.environ.get(PATHS_ENV, "")
+    folders = []
+    for entry in (e.strip() for e in raw.split(os.pathsep)):
+        if not entry:
+            continue  # "a:" or "a::b" are fine
+        path = Path(entry).expanduser()
+        if not path.is_absolute():
+            problem = "is not an absolute path"
+        elif not path.is_dir():
+            problem = "is a file, not a folder" if path.exists() else "is not an existing folder"
+        elif path.resolve() == Path(path.resolve().anchor):
+            problem = "is the filesystem root, which would open every file on the server"
+        else:
+            folders.append(path.resolve())
+            continue
+        raise ConfigError(f"environment variable {PATHS_ENV}={raw!r} is invalid: {entry!r} "
+                          f"{problem}; expected absolute folder paths separated by "
+                          f"{os.pathsep!r} (e.g. export {PATHS_ENV}=/srv/geo{os.pathsep}/mnt/more), "
+                          f"or unset it")
+    return folders
+
+
+def allowed_folders(root: str | Path | None = None) -> list[Path]:
+    """The folders whose CSVs the workbench may read: the data root, then every folder in
+    ``$WORKBENCH_DATA_PATHS``; absolute, symlinks resolved, without duplicates."""
+    return list(dict.fromkeys([data_root(root).resolve(), *extra_data_paths()]))
+
+
+def allowed_path(path: str | Path, root: str | Path | None = None, what: str = "") -> Path:
+    """``path`` with ``~``, symlinks and ``..`` resolved, if it lies inside an allowed
+    folder (``allowed_folders``); a relative path is taken relative to the data root.
+
+    InputError otherwise, naming the allowed folders and how to add one; the file is never
+    opened, so the message cannot quote it. ``what`` starts the message (default: "cannot
+    read <path>").
+    """
+    given = Path(path).expanduser()
+    if not given.is_absolute():
+        given = data_root(root) / given
+    resolved = given.resolve()
+    folders = allowed_folders(root)
+    if any(resolved.is_relative_to(folder) for folder in folders):
+        return resolved
+    shown = ", ".join(str(f) for f in folders)
+    raise InputError(f"{what or f'cannot read {path}'}: it is outside the folders the workbench "
+                     f"may read ({shown}); upload the CSV on the Data page, copy it into "
+                     f"{folders[0]}, or add its folder to {PATHS_ENV} (export "
+                     f"{PATHS_ENV}=/path/to/folder, then restart the app)")
 
 
 def list_datasets(root: str | Path | None = None) -> list[DatasetInfo]:
@@ -139,26 +218,88 @@ def register_dataset(path: str | Path, name: str | None = None,
                      root: str | Path | None = None, description: str = "") -> DatasetInfo:
     """Make a CSV of points browsable under ``name`` (default: the file's stem).
 
-    The file is loaded once to validate it (InputError / NotFoundError if it cannot be
-    used). The registration is kept in ``<root>/datasets.json`` with the absolute path.
-    Registering an existing user name again replaces it; demo names cannot be taken.
+    ``path`` must lie in an allowed folder (``allowed_path``: the data root or
+    ``$WORKBENCH_DATA_PATHS``; relative paths are relative to the data root) and end in
+    .csv; this is checked before the file is opened. The file is then loaded once to
+    validate it (InputError / NotFoundError if it cannot be used). The registration is kept
+    in ``<root>/datasets.json`` with the resolved path. Registering an existing user name
+    again replaces it; demo names cannot be taken.
     """
-    path = Path(path).expanduser().resolve()
-    name = name.strip() if name else re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)[:64]
-    if not _NAME.match(name):
-        raise InputError(f"dataset name {name!r} is not allowed: use 1-64 letters, digits, "
-                         f"'.', '_' or '-', starting with a letter or digit")
-    root = data_root(root)
-    if any(d.name == name for d in _folder_datasets(root)):
-        raise InputError(f"dataset name {name!r} is taken by the dataset in {root / name}; "
-                         f"choose another name")
+    path = allowed_path(path, root, what=f"cannot register {path}")
+    if path.suffix.lower() != ".csv":
+        raise InputError(f"cannot register {path}: only .csv files can be datasets; give the "
+                         f"path of a CSV with lat, lon columns")
+    name = _check_name(name.strip() if name else _safe_name(path.stem), root)
     if not path.is_file():
         raise NotFoundError(f"cannot register {path}: no such file; give the path of an "
                             f"existing CSV with lat, lon columns")
     info = DatasetInfo(name, path, "user", description)
-    load_points(info)  # validate before remembering it
+    load_points(info, root)  # validate before remembering it
+    return _remember(info, root)
+
+
+def upload_name(filename: str) -> str:
+    """A dataset name from an uploaded file's name: its last path component (``/`` or
+    ``\\``), without .csv, every character outside [A-Za-z0-9._-] replaced by '-'
+    (``"../../my data.csv"`` -> ``"my-data"``; ``"upload"`` if nothing is left)."""
+    base = _base_name(filename)
+    return _safe_name(base[:-4] if base.lower().endswith(".csv") else base) or "upload"
+
+
+def _base_name(filename: str) -> str:
+    """The last component of a file name sent by a browser (either separator)."""
+    return re.split(r"[\\/]", str(filename))[-1]
+
+
+def register_upload(filename: str, data: bytes, name: str | None = None,
+                    root: str | Path | None = None, description: str = "") -> DatasetInfo:
+    """Save an uploaded CSV as ``<root>/uploads/<name>.csv`` and register it as ``name``
+    (default: ``upload_name(filename)``).
+
+    Nothing the user sent becomes a path unchecked: the file is saved under the validated
+    dataset name, never under ``filename``. The content is validated before anything is
+    written (InputError naming the uploaded file and the line at fault). Uploading under an
+    existing user name replaces that dataset and its file.
+    """
+    root = data_root(root)
+    name = _check_name(name.strip() if name else upload_name(filename), root)
+    label = f"the uploaded file {_base_name(filename)!r}"
+    points_from_table(_parse_csv(io.BytesIO(bytes(data)), label), label)
+    folder = root / UPLOADS
+    path = folder / f"{name}.csv"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.csv.tmp"
+        tmp.write_bytes(bytes(data))
+        tmp.replace(path)  # replaces the entry itself: a planted symlink is not followed
+    except OSError as exc:
+        raise InputError(f"cannot save the upload as {path}: {exc.strerror or exc}; check that "
+                         f"the data folder {root} is writable") from None
+    return _remember(DatasetInfo(name, path.resolve(), "user", description), root)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text).lstrip("._-")[:64]
+
+
+def _check_name(name: str, root: str | Path | None) -> str:
+    """``name`` if it can name a user dataset: InputError if malformed, if it would read as
+    an overfit subset, or if a dataset folder of the data root already has it."""
+    if not _NAME.match(name) or _SUBSET_NAME.search(name):
+        raise InputError(f"dataset name {name!r} is not allowed: use 1-64 letters, digits, "
+                         f"'.', '_' or '-', starting with a letter or digit (and not ending "
+                         f"in .overfit-<k>, which names subsets)")
+    root = data_root(root)
+    if any(d.name == name for d in _folder_datasets(root)):
+        raise InputError(f"dataset name {name!r} is taken by the dataset in {root / name}; "
+                         f"choose another name")
+    return name
+
+
+def _remember(info: DatasetInfo, root: str | Path | None) -> DatasetInfo:
+    root = data_root(root)
     entries = _read_registry(root)
-    entries[name] = {"path": str(path), "description": description}
+    entries[info.name] = {"path": str(info.csv), "description": info.description}
     _write_registry(root, entries)
     return info
 
@@ -179,9 +320,12 @@ def load_points(dataset: DatasetInfo | str | Path, root: str | Path | None = Non
     Columns: lat, lon (float64 degrees, validated), split (str, see the module docstring),
     then the CSV's other columns as pandas reads them (path, labels, ...). The index is
     0..N-1 in file order. Raises NotFoundError for a missing file and InputError for a
-    malformed CSV, missing columns or bad coordinates (naming the file and line).
+    malformed CSV, missing columns or bad coordinates (naming the file and line), or for a
+    catalogued dataset (demo, user, subset) whose file lies outside the allowed folders.
     """
     info = resolve(dataset, root)
+    if info.source != "file":  # found by the catalog: only ever read inside allowed folders
+        allowed_path(info.csv, root, what=_outside_what(info))
     if not info.csv.is_file():
         raise _missing(info)  # says whether to rebuild the demo data or re-register
     return points_from_table(read_table(info.csv), info.csv)
@@ -197,29 +341,35 @@ def read_table(csv: Path, text: bool = False) -> pd.DataFrame:
     csv = Path(csv)
     if not csv.is_file():
         raise _missing(DatasetInfo(csv.stem, csv, "file"))
+    return _parse_csv(csv, csv, text)
+
+
+def _parse_csv(source: Path | io.BytesIO, label: str | Path, text: bool = False) -> pd.DataFrame:
+    """read_table's parsing of a file or an upload's bytes; ``label`` names it in errors."""
     # Only empty cells are missing: "NA" is Namibia's country code, not a missing value.
     kwargs = dict(dtype=str, keep_default_na=False) if text else \
         dict(keep_default_na=False, na_values=[""])
     try:
-        frame = pd.read_csv(csv, skip_blank_lines=False, **kwargs)
+        frame = pd.read_csv(source, skip_blank_lines=False, **kwargs)
     except pd.errors.EmptyDataError:
-        raise InputError(f"{csv} is empty: a dataset CSV needs a header line with lat and lon "
-                         f"columns, then one row per sample") from None
+        raise InputError(f"{label} is empty: a dataset CSV needs a header line with lat and "
+                         f"lon columns, then one row per sample") from None
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "")
-        raise InputError(f"{csv} is not a well-formed CSV ({detail}); every row needs as many "
-                         f"comma-separated fields as the header") from None
+        raise InputError(f"{label} is not a well-formed CSV ({detail}); every row needs as "
+                         f"many comma-separated fields as the header") from None
     except OSError as exc:
-        raise InputError(f"cannot read {csv}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read {label}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"{csv} is not UTF-8 text (byte {exc.start}); save it as a UTF-8 "
+        raise InputError(f"{label} is not UTF-8 text (byte {exc.start}); save it as a UTF-8 "
                          f"CSV") from None
     blank = frame.isna().all(axis=1) if not text else (frame == "").all(axis=1)
     return frame[~blank.to_numpy()]
 
 
-def points_from_table(frame: pd.DataFrame, csv: Path) -> pd.DataFrame:
-    """Validate a table from ``read_table`` and return the points (see ``load_points``)."""
+def points_from_table(frame: pd.DataFrame, csv: Path | str) -> pd.DataFrame:
+    """Validate a table from ``read_table`` and return the points (see ``load_points``);
+    ``csv`` names the file in errors."""
     if frame.empty:
         raise InputError(f"{csv} has no rows: add one row per sample below the header")
     lat_col = _find_column(frame.columns, LAT_NAMES, "latitude", csv)
@@ -279,7 +429,8 @@ def _folder_datasets(root: Path) -> list[DatasetInfo]:
     if not root.is_dir():
         return []
     out = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                         and p.name != UPLOADS):  # uploads are user datasets (datasets.json)
         csv, description = _manifest_csv(folder)
         if csv is None and (folder / f"{folder.name}.csv").is_file():
             csv = folder / f"{folder.name}.csv"
@@ -328,7 +479,7 @@ def _read_registry(root: Path) -> dict[str, dict]:
     path = root / REGISTRY_FILE
     try:
         entries = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, ValueError) as exc:
         raise InputError(f"{path} is not valid JSON ({exc}); fix or delete it (it only lists "
@@ -349,6 +500,13 @@ def _write_registry(root: Path, entries: dict[str, dict]) -> None:
 
 
 # -- validation ------------------------------------------------------------------------------
+
+def _outside_what(info: DatasetInfo) -> str:
+    if info.source == "user":
+        return (f"registered dataset {info.name!r} points at {info.csv}, so it cannot be read "
+                f"(register it again from an allowed folder, or add its folder)")
+    return f"dataset {info.name!r} ({info.csv}) cannot be read"
+
 
 def _missing(info: DatasetInfo) -> NotFoundError:
     if info.source == "user":

@@ -18,6 +18,7 @@ from workbench.errors import NotFoundError
 from workbench.geo import Partition
 from workbench.geo.metrics import DEFAULT_THRESHOLDS_KM, accuracy_key
 from workbench.paths import REPO_ROOT
+from workbench.ui.fmt import fmt_count, fmt_frame, fmt_km, fmt_num, fmt_pct
 
 SUMMARY_ROWS = ("model", "oracle", "most_frequent_cell")
 TABLE_COLUMNS = ["n", *[accuracy_key(t) for t in DEFAULT_THRESHOLDS_KM], "geoguessr", "median_km", "mean_km",
@@ -133,3 +134,45 @@ def confused_pairs(frame: pd.DataFrame, per_cell: pd.DataFrame, n_cells: int = 1
     })
     return out.sort_values(["true_accuracy", "true_token", "count"], ascending=[True, True, False],
                            ignore_index=True)
+
+
+# -- display (what the Errors page prints; numbers through workbench.ui.fmt) ---------------
+
+def _percent_columns(columns) -> list[str]:
+    """The columns of a metrics table that are fractions in [0, 1] (shown as percent)."""
+    return [c for c in columns if c.startswith("acc@") or c in ("cell_top1", "cell_top5", "macro_f1")]
+
+
+def metrics_display(table: pd.DataFrame) -> pd.DataFrame:
+    """``metrics_table`` for display: n exact ("311"), accuracies / top-k / macro F1 in
+    percent with one decimal, GeoGuessr in points, distances in km, a missing value as an
+    em dash (never "None" / "nan"). Same rows and columns, string cells."""
+    formats = {"n": fmt_count, "geoguessr": lambda v: fmt_num(v, 0), "median_km": fmt_km,
+               "mean_km": fmt_km, **{c: fmt_pct for c in _percent_columns(table.columns)}}
+    return fmt_frame(table, formats)
+
+
+def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
+    """``confused_pairs`` for display: accuracy and share in percent with one decimal,
+    counts exact."""
+    return fmt_frame(pairs, {"true_accuracy": fmt_pct, "share": fmt_pct, "count": fmt_count,
+                             "n_val": fmt_count})
+
+
+def cell_tooltips(per_cell: pd.DataFrame) -> list[str]:
+    """One hover text per cell of ``per_cell_accuracy``: "<token>: 60.1% of 1,234 images
+    (train 5,678)"; a cell without images reads "—"."""
+    return [f"{t}: {fmt_pct(a)} of {fmt_count(n)} images (train {fmt_count(c)})"
+            for t, a, n, c in zip(per_cell["token"], per_cell["accuracy"], per_cell["n_val"],
+                                  per_cell["train_count"])]
+
+
+def error_caption(distance_km: float, true_token: str, pred_token: str, place: str,
+                  tokens: Any, probs: Any, top: int = 5) -> str:
+    """The gallery's caption of one prediction (markdown): its error in km, the true and
+    predicted cells, the place, and the top-``top`` cells with their probability in percent
+    with one decimal."""
+    guesses = ", ".join(f"{t} {fmt_pct(p)}" for t, p in zip(list(tokens)[:top], list(probs)[:top]))
+    return (f"**{fmt_km(distance_km)}** · true `{true_token}` → predicted `{pred_token}`  \n"
+            f"{place or ''}  \ntop-{top}: {guesses}")
+

@@ -29,6 +29,7 @@ from workbench.errors import InputError, NotFoundError, WorkbenchError
 from workbench.geo import haversine_km, validate_latlon
 from workbench.paths import CHECKPOINTS
 from workbench.softprompt.evaluate import prefix_scores
+from workbench.ui.fmt import MISSING, fmt_count, fmt_km, fmt_num, fmt_pct
 
 DEMO_CHECKPOINT = CHECKPOINTS / "softprompt-demo"
 BUNDLE_FILE = "model.pt"
@@ -292,3 +293,52 @@ def atlas_grid(em: ExplorerModel, step_deg: float = 5.0, max_lat: float = 85.0) 
     polygons = np.stack([np.stack(c, axis=1) for c in ((south, west), (north, west), (north, east), (south, east))], axis=1)
     return {"lat": lat, "lon": lon, "polygons": polygons, "dominant": best.indices.numpy(),
             "weight": best.values.numpy()}
+
+
+# -- display (what the Explorer page prints; numbers through workbench.ui.fmt) -------------
+
+# The held-out metrics the page compares, each with how it reads: fractions in [0, 1] as
+# percent with one decimal, the others as plain numbers.
+HEADLINE_METRICS = {
+    "token_cosine": lambda v: fmt_num(v, 3),
+    "seq_mse_norm": lambda v: fmt_num(v, 3),
+    "retrieval_r1": fmt_pct,
+    "retrieval_r10": fmt_pct,
+    "country_match": fmt_pct,
+    "usage_perplexity": lambda v: fmt_num(v, 1),
+}
+
+
+def metrics_display(metrics: dict[str, Any]) -> pd.DataFrame | None:
+    """Held-out headline metrics (``HEADLINE_METRICS``, rows) of the trained weights, the
+    untrained model and the model-free baselines (columns), from a bundle's metrics.json or
+    a run's summary.json, formatted for display; a metric a source lacks is an em dash.
+    None without metrics of the trained weights."""
+    columns = {"trained": metrics.get("held_out") or metrics.get("final"),
+               "untrained": metrics.get("untrained"), **(metrics.get("baselines") or {})}
+    columns = {name: values for name, values in columns.items() if values}
+    if "trained" not in columns:
+        return None
+    return pd.DataFrame({name: [fmt(values.get(key)) for key, fmt in HEADLINE_METRICS.items()]
+                         for name, values in columns.items()}, index=list(HEADLINE_METRICS))
+
+
+def top_entries_table(report: dict[str, Any]) -> pd.DataFrame:
+    """``click_report``'s top entries: entry, weight (percent, one decimal), nearest prompts."""
+    return pd.DataFrame([{"entry": t["entry"], "weight": fmt_pct(t["weight"]),
+                          "nearest prompts": " / ".join(t["meaning"]) or MISSING}
+                         for t in report["top_entries"]], columns=["entry", "weight", "nearest prompts"])
+
+
+def cities_table(report: dict[str, Any]) -> pd.DataFrame:
+    """``click_report``'s nearest cities: name, country, score (similarity, 3 decimals),
+    distance from the click (km), prompt."""
+    return pd.DataFrame([{"name": c["name"], "country": c["country"] or MISSING,
+                          "score": fmt_num(c["score"], 3), "distance": fmt_km(c["distance_km"]),
+                          "prompt": c["prompt"]} for c in report["nearest_cities"]],
+                        columns=["name", "country", "score", "distance", "prompt"])
+
+
+def param_counts_caption(counts: dict[str, Any]) -> str:
+    """"parameters: trainable 738,624, ..." with exact counts."""
+    return "parameters: " + ", ".join(f"{k} {fmt_count(v)}" for k, v in counts.items())

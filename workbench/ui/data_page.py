@@ -8,6 +8,7 @@ fragment: moving a slider reruns it alone, not the points map above it.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,12 @@ import streamlit as st
 from workbench.data import catalog
 from workbench.data.catalog import DatasetInfo
 from workbench.data.subsets import make_overfit_subset
-from workbench.errors import InputError, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.geo import Partition, build_partition, oracle_table
+from workbench.ui.fmt import MISSING, fmt_count, fmt_pct
 from workbench.ui.map import add_heat, add_polygons, make_map, map_widget
 from workbench.ui.widgets import flash, show_flash
-from workbench.viz.data_figures import class_size_histogram, oracle_frame
+from workbench.viz.data_figures import class_size_histogram, oracle_frame, split_table
 
 # Choices for t_min / t_max: roughly log-spaced, so one slider spans tiny and 100K datasets.
 THRESHOLDS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000, 5000,
@@ -57,9 +59,16 @@ def default_thresholds(n_fit: int) -> tuple[int, int]:
 # -- cached work -----------------------------------------------------------------------------
 
 @st.cache_data(show_spinner="Loading the dataset...", max_entries=8)
-def cached_points(signature: tuple[str, int, int]) -> pd.DataFrame:
-    """load_points of the CSV in ``signature`` (DatasetInfo.signature(): path, mtime, size)."""
-    return catalog.load_points(Path(signature[0]))
+def cached_points(signature: tuple[str, int, int], name: str, source: str) -> pd.DataFrame:
+    """load_points of the dataset whose CSV is in ``signature`` (DatasetInfo.signature():
+    path, mtime, size). The name and source travel with it so that load_points applies the
+    catalog's checks (only files inside the allowed folders are read)."""
+    return catalog.load_points(DatasetInfo(name, Path(signature[0]), source))
+
+
+def points_of(info: DatasetInfo) -> pd.DataFrame:
+    """The dataset's points through the cache (NotFoundError if its file has gone)."""
+    return cached_points(info.signature(), info.name, info.source)
 
 
 @dataclass
@@ -77,10 +86,10 @@ class PartitionView:
 
 
 @st.cache_data(show_spinner="Building the partition...", max_entries=32)
-def cached_partition(signature: tuple[str, int, int], t_min: int, t_max: int,
-                     min_level: int, max_level: int) -> PartitionView:
+def cached_partition(signature: tuple[str, int, int], name: str, source: str, t_min: int,
+                     t_max: int, min_level: int, max_level: int) -> PartitionView:
     """build_partition on the fit rows + oracle_table on the eval rows (see fit_eval_split)."""
-    points = cached_points(signature)
+    points = cached_points(signature, name, source)
     plan = catalog.fit_eval_split(points)
     lat, lon = points["lat"].to_numpy(), points["lon"].to_numpy()
     start = time.perf_counter()
@@ -125,7 +134,7 @@ def cells_map(partition: Partition, height: int = 480,
         polygons = np.round(partition.polygons()[keep], 5)  # ~1 m: smaller page, same look
         shown = cells.iloc[keep]
         tips = (shown["token"] + " | level " + shown["level"].astype(str) + " | "
-                + shown["count"].astype(str) + " points").tolist()
+                + shown["count"].map(fmt_count) + " points").tolist()
         add_polygons(m, polygons, shown["count"].to_numpy(np.float64), colormap="YlOrRd_09",
                      tooltips=tips, opacity=0.55, name="cells",
                      legend="training points per cell")
@@ -148,7 +157,7 @@ def dataset_picker(datasets: list[DatasetInfo]) -> DatasetInfo:
 def load_or_error(info: DatasetInfo) -> pd.DataFrame | None:
     """The dataset's points, or None after an st.error saying what is wrong with it."""
     try:
-        return cached_points(info.signature())
+        return points_of(info)
     except WorkbenchError as exc:
         st.error(str(exc))
         return None
@@ -159,8 +168,8 @@ def overview(points: pd.DataFrame) -> None:
     counts = catalog.split_counts(points)
     left, right = st.columns([1, 3])
     with left:
-        st.metric("samples", f"{len(points):,}")
-        st.dataframe(counts, hide_index=True, key="data_split_counts")
+        st.metric("samples", fmt_count(len(points)))
+        st.dataframe(split_table(counts), hide_index=True, key="data_split_counts")
         labels = [c for c in points.columns if c not in ("lat", "lon", "split")]
         if labels:
             st.caption("other columns: " + ", ".join(labels))
@@ -174,7 +183,7 @@ def partition_section(info: DatasetInfo) -> None:
     st.subheader("S2 partition")
     try:
         signature = info.signature()
-        plan = catalog.fit_eval_split(cached_points(signature))
+        plan = catalog.fit_eval_split(cached_points(signature, info.name, info.source))
     except WorkbenchError as exc:
         st.error(str(exc))
         return
@@ -189,21 +198,26 @@ def partition_section(info: DatasetInfo) -> None:
     params = dict(t_min=int(t_min), t_max=int(t_max), min_level=MIN_LEVEL,
                   max_level=int(max_level))
     try:
-        view = cached_partition(signature, **params)
+        view = cached_partition(signature, info.name, info.source, **params)
     except WorkbenchError as exc:
         st.error(str(exc))
         return
     partition = view.partition
+    in_cell = int(partition.cells["count"].sum())
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("cells", len(partition))
+    m1.metric("cells", fmt_count(len(partition)))
     levels = partition.levels
-    m2.metric("levels", f"{levels[0]}-{levels[-1]}" if levels else "-")
+    m2.metric("levels", f"{levels[0]}-{levels[-1]}" if levels else MISSING)
+    # Short values only: st.metric cuts long ones ("34,006 / 34,0..."); the counts go below.
     m3.metric(f"{view.fit_name} samples in a cell",
-              f"{int(partition.cells['count'].sum()):,} / {view.n_fit:,}")
+              fmt_pct(in_cell / view.n_fit) if view.n_fit else MISSING)
     m4.metric("build + oracle", f"{view.seconds:.2f} s")
+    st.caption(f"{fmt_count(in_cell)} of {fmt_count(view.n_fit)} {view.fit_name} samples lie "
+               f"in a kept cell (cells with fewer than t_min = {fmt_count(t_min)} points are "
+               f"dropped).")
     if not len(partition):
-        st.warning(f"No cell holds t_min = {t_min} points of the {view.fit_name} split "
-                   f"({view.n_fit} samples): lower t_min.")
+        st.warning(f"No cell holds t_min = {fmt_count(t_min)} points of the {view.fit_name} "
+                   f"split ({fmt_count(view.n_fit)} samples): lower t_min.")
         return
 
     m, drawn = cells_map(partition)
@@ -219,12 +233,11 @@ def partition_section(info: DatasetInfo) -> None:
     with right:
         st.markdown("**Oracle** (every sample predicted as its cell's centroid: the best any "
                     "classifier on this partition can do)")
-        st.dataframe(oracle_frame(view.oracle), hide_index=True, key="data_oracle",
-                     column_config={"value": st.column_config.NumberColumn(format="%.4g")})
-        where = (f"on the **{view.eval_name}** split ({view.n_eval:,} samples), cells built on "
-                 f"**{view.fit_name}** ({view.n_fit:,})" if view.held_out else
-                 f"on the {view.n_eval:,} samples the cells were built from (no val / test "
-                 f"split in this dataset)")
+        st.dataframe(oracle_frame(view.oracle), hide_index=True, key="data_oracle")
+        where = (f"on the **{view.eval_name}** split ({fmt_count(view.n_eval)} samples), cells "
+                 f"built on **{view.fit_name}** ({fmt_count(view.n_fit)})" if view.held_out else
+                 f"on the {fmt_count(view.n_eval)} samples the cells were built from (no val / "
+                 f"test split in this dataset)")
         st.caption(f"Measured {where}. Samples outside every cell count with the nearest "
                    f"centroid.")
     actions(info, partition, params)
@@ -236,7 +249,7 @@ def actions(info: DatasetInfo, partition: Partition, params: dict) -> None:
     try:
         if save.button("Save partition", key="data_save_partition"):
             path = partition.save(catalog.partition_path(info, **params))
-            st.success(f"Saved {len(partition)} cells to {path}")
+            st.success(f"Saved {fmt_count(len(partition))} cells to {path}")
         for column, k in ((one, 1), (five, 5)):
             if column.button(f"Create overfit-{k} subset", key=f"data_overfit_{k}",
                              disabled=info.source == "subset",
@@ -244,8 +257,8 @@ def actions(info: DatasetInfo, partition: Partition, params: dict) -> None:
                                   f"dataset in the same format"):
                 subset = make_overfit_subset(info, partition, k)
                 short = f"; {subset.n_short} cells have fewer than {k}" if subset.n_short else ""
-                flash(ACTIONS_FLASH, "success", f"Wrote {subset.n_rows} rows ({subset.n_classes} "
-                      f"cells x up to {k}){short} to {subset.path}")
+                flash(ACTIONS_FLASH, "success", f"Wrote {fmt_count(subset.n_rows)} rows "
+                      f"({fmt_count(subset.n_classes)} cells x up to {k}){short} to {subset.path}")
                 st.rerun()  # the whole page, so the dataset list shows the new subset
     except WorkbenchError as exc:
         st.error(str(exc))
@@ -253,21 +266,55 @@ def actions(info: DatasetInfo, partition: Partition, params: dict) -> None:
 
 
 def register_form(root: Path) -> None:
-    """Register a CSV of points by path (kept in <root>/datasets.json)."""
+    """Add a CSV of points: upload it (saved as <root>/uploads/<name>.csv), or give the path
+    of one inside the allowed folders. Either way it is kept in <root>/datasets.json."""
     with st.expander("Add a CSV dataset"):
         st.caption("A CSV with lat, lon columns (degrees), optionally split (train/val/test) "
                    "and path (image file relative to the CSV).")
-        path = st.text_input("CSV path", key="data_register_path")
-        name = st.text_input("Name (optional)", key="data_register_name")
-        if st.button("Register", key="data_register"):
-            try:
-                if not path.strip():
-                    raise InputError("enter the path of a CSV file with lat, lon columns")
-                info = catalog.register_dataset(path.strip(), name or None, root=root)
-            except WorkbenchError as exc:
-                st.error(str(exc))
-            else:
-                flash(FLASH, "success", f"Registered {info.name} ({info.csv})")
-                st.session_state[SELECT_NEXT] = info.name
-                st.rerun()
+        upload, by_path = st.tabs(["Upload a CSV", "A CSV already on the server"])
+        with upload:
+            _upload_form(root)
+        with by_path:
+            _path_form(root)
     show_flash(FLASH)
+
+
+def _upload_form(root: Path) -> None:
+    file = st.file_uploader("CSV file", type=["csv"], key="data_upload")
+    name = st.text_input("Name (optional: the file's name made safe)", key="data_upload_name")
+    st.caption(f"Saved as `{root / catalog.UPLOADS}/<name>.csv`.")
+    if st.button("Add the upload", key="data_register_upload", disabled=file is None):
+        _register(lambda: catalog.register_upload(file.name, file.getvalue(), name or None,
+                                                  root=root))
+
+
+def _path_form(root: Path) -> None:
+    try:
+        folders = catalog.allowed_folders(root)
+    except WorkbenchError as exc:  # a bad $WORKBENCH_DATA_PATHS
+        st.error(str(exc))
+        return
+    st.caption("Only CSVs inside these folders can be added by path: "
+               + ", ".join(f"`{f}`" for f in folders)
+               + f". To add a folder, start the app with `{catalog.PATHS_ENV}` set to it "
+               f"(several separated by `{os.pathsep}`).")
+    path = st.text_input("CSV path (absolute, or relative to the data folder)",
+                         key="data_register_path")
+    name = st.text_input("Name (optional: the file's name)", key="data_register_name")
+    if st.button("Register", key="data_register"):
+        if not path.strip():
+            st.error("enter the path of a CSV file with lat, lon columns")
+            return
+        _register(lambda: catalog.register_dataset(path.strip(), name or None, root=root))
+
+
+def _register(add) -> None:
+    """Run ``add()`` (a catalog registration); on success select the new dataset."""
+    try:
+        info = add()
+    except WorkbenchError as exc:
+        st.error(str(exc))
+    else:
+        flash(FLASH, "success", f"Registered {info.name} ({info.csv})")
+        st.session_state[SELECT_NEXT] = info.name
+        st.rerun()

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from workbench.geo.metrics import DEFAULT_THRESHOLDS_KM, accuracy_key
+from workbench.ui.fmt import fmt_count, fmt_frame, fmt_km, fmt_num, fmt_pct
 
 
 def class_size_histogram(counts: np.ndarray, t_min: int | None = None,
@@ -25,7 +26,7 @@ def class_size_histogram(counts: np.ndarray, t_min: int | None = None,
             fig.add_vline(x=value, line_dash="dash", line_color="#c0392b",
                           annotation_text=f"{label} = {value}", annotation_position="top")
     fig.update_layout(
-        title=f"Class sizes ({counts.size} cells)", xaxis_title="training points per cell",
+        title=f"Class sizes ({fmt_count(counts.size)} cells)", xaxis_title="training points per cell",
         yaxis_title="cells", bargap=0.05, height=320, margin=dict(l=10, r=10, t=50, b=10),
     )
     return fig
@@ -42,13 +43,26 @@ def split_bar(split_counts: pd.DataFrame) -> go.Figure:
 
 def oracle_frame(table: Mapping[str, Any],
                  thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_KM) -> pd.DataFrame:
-    """The oracle table (``workbench.geo.oracle_table``) as rows metric / value.
-
-    Accuracies are in percent (acc@25km = 41.3 means 41.3 %), GeoGuessr is the mean score
-    per guess (0..5000), distances in km.
+    """The oracle table (``workbench.geo.oracle_table``) as rows metric / value, the values
+    already formatted for display (``workbench.ui.fmt``): accuracies in percent with one
+    decimal, the GeoGuessr mean score per guess (0..5000) in points, distances in km,
+    counts exact ("34,006"; a numeric column format such as %.4g would print 34010).
     """
-    rows = [(f"{accuracy_key(t)} (%)", 100.0 * table[accuracy_key(t)]) for t in thresholds]
-    rows += [("GeoGuessr (mean)", table["geoguessr"]), ("mean error (km)", table["mean_km"]),
-             ("median error (km)", table["median_km"]), ("samples", table["n"]),
-             ("outside every cell", table["n_outside"])]
+    n, outside = table["n"], table["n_outside"]
+    share = f" ({fmt_pct(outside / n)})" if n else ""
+    rows = [(accuracy_key(t), fmt_pct(table[accuracy_key(t)])) for t in thresholds]
+    rows += [("GeoGuessr (mean points)", fmt_num(table["geoguessr"], 0)),
+             ("mean error", fmt_km(table["mean_km"])),
+             ("median error", fmt_km(table["median_km"])),
+             ("samples", fmt_count(n)),
+             ("outside every cell", fmt_count(outside) + share)]
     return pd.DataFrame(rows, columns=["metric", "value"])
+
+
+def split_table(split_counts: pd.DataFrame) -> pd.DataFrame:
+    """``catalog.split_counts`` (columns split, count) for display: counts exact with
+    thousands separators, a last row "total"."""
+    total = pd.DataFrame({"split": ["total"], "count": [int(split_counts["count"].sum())]})
+    both = pd.concat([split_counts, total], ignore_index=True) if len(split_counts) > 1 \
+        else split_counts
+    return fmt_frame(both, {"count": fmt_count})

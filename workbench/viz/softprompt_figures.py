@@ -12,6 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from workbench.ui.fmt import fmt_pct
+
 OTHER_COLOR = "#c8c8c8"  # bars that are not among the top entries
 _PALETTE = qualitative.Dark24 + qualitative.Alphabet + qualitative.Light24  # 74 distinct colours
 
@@ -40,18 +42,20 @@ def mixture_bar_figure(weights: Sequence[float], top: int = 5, meanings: Sequenc
     order = np.argsort(-w, kind="stable")
     colors = np.array(entry_colors(k), dtype=object)[order]
     colors[top:] = OTHER_COLOR
-    hover = [f"entry {e}<br>weight {w[e]:.4f}" + (f"<br>{' / '.join(meanings[e])}" if meanings else "")
+    hover = [f"entry {e}<br>weight {fmt_pct(w[e])}" + (f"<br>{' / '.join(meanings[e])}" if meanings else "")
              for e in order]
     fig = go.Figure(go.Bar(x=[f"e{e}" for e in order], y=w[order], marker_color=colors.tolist(),
                            hovertext=hover, hoverinfo="text", name="weight"))
     fig.update_layout(title=title, height=height, margin=dict(l=40, r=10, t=40 if title else 10, b=40),
                       xaxis=dict(title=f"entries by weight (K = {k})", tickangle=-90, type="category",
                                  tickfont=dict(size=9)),
-                      yaxis=dict(title="mixture weight", rangemode="tozero"), showlegend=False, bargap=0.1)
+                      yaxis=dict(title="mixture weight", rangemode="tozero", tickformat=".0%"),
+                      showlegend=False, bargap=0.1)
     return fig
 
 
 def atlas_tooltips(dominant: np.ndarray, weight: np.ndarray, meanings: Sequence[Sequence[str]] | None = None) -> list[str]:
-    """Plain-text tooltips of atlas cells: "entry 12 (0.41): Lyon, France / Lille, France"."""
-    return [f"entry {e} ({w:.2f})" + (f": {' / '.join(meanings[e])}" if meanings else "")
+    """Plain-text tooltips of atlas cells: "entry 12 (41.0%): Lyon, France / Lille, France"
+    (the dominant entry's weight in percent)."""
+    return [f"entry {e} ({fmt_pct(w)})" + (f": {' / '.join(meanings[e])}" if meanings else "")
             for e, w in zip(np.asarray(dominant).tolist(), np.asarray(weight).tolist())]
