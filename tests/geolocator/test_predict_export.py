@@ -46,10 +46,34 @@ def test_predict_returns_topk_cells_place_and_latency(tiny_bundle):
     assert len(everything.probs) == predictor.n_cells and sum(everything.probs) == pytest.approx(1.0, abs=1e-5)
     weighted = predictor.predict(photo_bytes(), top_k=3, location="weighted")
     assert weighted.cells == pred.cells
-    with pytest.raises(InputError, match="could not read upload.bin as an image"):
+    with pytest.raises(InputError, match=r"could not read 'upload\.bin': not an image"):
         predictor.predict(b"\x00\x01garbage", name="upload.bin")
     with pytest.raises(InputError, match="top_k"):
         predictor.predict(photo_bytes(), top_k=0)
+
+
+def test_predict_returns_the_whole_distribution_and_features(tiny_bundle):
+    predictor = load_predictor(tiny_bundle)
+    pred = predictor.predict(photo_bytes(), top_k=3)
+    assert pred.all_probs.shape == (predictor.n_cells,) and pred.all_probs.sum() == pytest.approx(1.0, abs=1e-6)
+    order = np.argsort(-pred.all_probs)[:3]
+    assert pred.cells == order.tolist() and np.allclose(pred.probs, pred.all_probs[order])
+    assert pred.features.shape == (predictor.model.num_features,)
+    # the features are the backbone's: the head applied to them gives the same distribution
+    with torch.no_grad():
+        again = predictor.model.cell_probs(torch.as_tensor(pred.features)[None])[0].double().numpy()
+    np.testing.assert_allclose(again, pred.all_probs, atol=1e-6)
+    peak = pred.peakedness()
+    assert peak["top1"] == pytest.approx(pred.probs[0]) and 0 <= peak["entropy_norm"] <= 1
+    out = pred.to_json()
+    assert {"all_probs", "features", "polygons"}.isdisjoint(out)
+    assert out["confidence"]["top1"] == pytest.approx(pred.probs[0], abs=1e-6)
+    assert set(out["confidence"]) == {"top1", "top_mass", "entropy_norm", "effective_cells"}
+    json.dumps(out)
+    places = predictor.cell_places()
+    assert len(places) == predictor.n_cells and places[pred.cells[0]] == pred.cell_places[0]
+    files = predictor.embed_files([])
+    assert files.shape == (0, predictor.model.num_features)
 
 
 def test_cli_predict_prints_json(tiny_bundle, tmp_path, capsys):
@@ -61,6 +85,7 @@ def test_cli_predict_prints_json(tiny_bundle, tmp_path, capsys):
     assert {"token", "prob", "lat", "lon", "place"} <= set(out["cells"][0])
     assert isinstance(out["place"], str) and out["place"]
     assert -90 <= out["lat"] <= 90 and -180 <= out["lon"] <= 180
+    assert 0 < out["confidence"]["top1"] <= 1 and 0 <= out["confidence"]["entropy_norm"] <= 1
 
 
 def test_cli_non_image_is_a_one_line_error(tiny_bundle, tmp_path, capsys):

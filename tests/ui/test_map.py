@@ -268,3 +268,34 @@ def test_map_widget_refuses_cdn_plugins(monkeypatch, no_static_build):
     assert any(u.startswith("https://cdn") and "leaflet_heat" in u for u in wmap.external_resources(m))
     with pytest.raises(WorkbenchError, match="add_heat"):
         wmap.map_widget(m, key="x")
+
+
+def test_color_legend_default_shows_the_range_ends():
+    m = wmap.make_map()
+    cell = np.array([[[0, 0], [0, 10], [10, 10], [10, 0]]], dtype=float)
+    wmap.add_polygons(m, np.concatenate([cell, cell + 20]), [0.25, 2.0], legend="count")
+    legend = next(c for c in m._children.values() if isinstance(c, wmap.ColorLegend))
+    assert "<span>0.25</span><span>2</span>" in legend.html  # unchanged for the Data / Soft Prompt pages
+    assert f"width: {wmap.LEGEND_BAR_PX}px" in legend.html
+
+
+def test_color_legend_ticks_sit_at_their_values():
+    m = wmap.make_map()
+    cell = np.array([[[0, 0], [0, 10], [10, 10], [10, 0]]], dtype=float)
+    ticks = [(-4.0, "0.01%"), (-2.0, "1.0%"), (0.0, "100.0%")]
+    wmap.add_polygons(m, np.concatenate([cell, cell + 20]), [-4.0, 0.0], legend="P(cell)", legend_ticks=ticks)
+    legend = next(c for c in m._children.values() if isinstance(c, wmap.ColorLegend))
+    lefts = [float(x) for x in re.findall(r"left: ([\d.]+)%", legend.html)]
+    shifts = [int(x) for x in re.findall(r"translateX\((-?\d+)%\)", legend.html)]
+    assert lefts == [0.0, 50.0, 100.0] and shifts == [0, -50, -100]  # end labels stay inside the bar
+    assert ">0.01%<" in legend.html and ">100.0%<" in legend.html and "P(cell)" in legend.html
+
+
+def test_point_legend_lists_colours_and_escapes_labels():
+    m = wmap.make_map()
+    legend = wmap.PointLegend([("#e31a1c", "predicted"), ("#2ca02c", "true <b>location</b>")])
+    legend.add_to(m)
+    assert "background: #e31a1c" in legend.html and "background: #2ca02c" in legend.html
+    assert "true &lt;b&gt;location&lt;/b&gt;" in legend.html
+    html = m.get_root().render()
+    assert "L.control" in html and "topright" in html and wmap.external_resources(m) == []

