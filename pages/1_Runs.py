@@ -5,11 +5,10 @@ from workbench.ui.widgets import page_setup
 
 page_setup()
 
-from workbench.runs import JobManager  # noqa: E402
 from workbench.ui import runs as ui  # noqa: E402
 
 st.title("Runs")
-jobs = JobManager()
+jobs = ui.open_jobs()  # a bad setting (e.g. WORKBENCH_MAX_JOBS=abc): error box, page stops
 statuses = ui.load_statuses(jobs)
 ui.tensorboard_note(jobs.store.root)
 ui.runs_table(jobs, statuses)

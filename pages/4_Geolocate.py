@@ -165,7 +165,7 @@ with right:
         st.rerun()
 
     if exif_problem:
-        st.warning(f"EXIF GPS not used: {exif_problem}")
+        st.warning(exif_problem)  # "EXIF GPS is invalid: <reason>" (workbench.data.exif)
     if truth is not None:
         result = view.score(truth, pred.lat, pred.lon)
         c1, c2 = st.columns(2)

@@ -71,6 +71,10 @@ def test_launch_watch_stop_resume(streamlit_app, offline_page, blocked_requests,
     page.locator('[data-testid="stDataFrame"]').first.wait_for()
     page.wait_for_timeout(1000)  # let the data grids paint
     page.screenshot(path=str(SHOTS / "runs_e2e_0_home.png"), full_page=True)
+    # the sidebar calls the first page "Home" (not "app"); no "Deploy" button in the toolbar
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    assert nav.get_by_role("link").first.inner_text().strip() == "Home"
+    assert page.get_by_role("button", name="Deploy").count() == 0
 
     page.locator('[data-testid="stMain"] [data-testid="stPageLink-NavLink"]', has_text="Runs").click()
     page.get_by_role("heading", name="Runs").wait_for(timeout=30_000)
@@ -85,7 +89,8 @@ def test_launch_watch_stop_resume(streamlit_app, offline_page, blocked_requests,
                                     && document.querySelector('input[aria-label="sleep_s"]')""")
     for label, value in SETTINGS.items():
         fill(page, label, value)
-    page.locator("summary").filter(has_text=re.compile(r"train\s*$")).click()
+    # the main sections, train included, start expanded: no click needed
+    page.get_by_label("max_epochs", exact=True).wait_for()
     for label, value in TRAIN_SETTINGS.items():
         fill(page, label, value)
     page.screenshot(path=str(SHOTS / "runs_e2e_1_form.png"), full_page=True)
@@ -98,12 +103,13 @@ def test_launch_watch_stop_resume(streamlit_app, offline_page, blocked_requests,
     run = runs[0]
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     points_1 = trace_points(page)
-    page.wait_for_timeout(4500)  # two live refreshes
+    page.wait_for_timeout(6500)  # three status refreshes (2 s) and a curves refresh (5 s)
     second = progress_text(page)
     points_2 = trace_points(page)
     assert step_of(second) > step_of(first), (first, second)
     assert points_2 > points_1 > 0, (points_1, points_2)
     page.screenshot(path=str(SHOTS / "runs_e2e_2_running.png"), full_page=True)
+    assert button(page, "action_delete", "Delete").is_disabled()  # stop it first
 
     button(page, "action_stop", "Stop").click()
     stopped = wait_progress(page, r"stopped", 30)

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from workbench.data.static_assets import ALL_FILES
 from workbench.runs import RunStore
-from workbench.ui.home import demo_assets, page_files, page_label
+from workbench.ui.home import demo_assets, manifest_status, page_files, page_label
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,11 @@ def test_demo_assets_table(fake_repo):
         "data/cities": True, "data/gallery": False, "data/geo-patches": False, "assets/photos": True,
         "static/": False, "checkpoints/geolocator-demo": True}
     assert rows.loc["data/cities", "detail"] == "3 rows"
+    big = fake_repo["data"] / "big"
+    _write_dataset(big, "big", {"big.csv": b""})
+    manifest = json.loads((big / "manifest.json").read_text())
+    (big / "manifest.json").write_text(json.dumps({**manifest, "counts": {"cities": 34006}}))
+    assert manifest_status(big, "big") == (True, "34,006 cities")  # exact, with separators
     assert rows.loc["data/gallery", "detail"] == "no manifest.json (not built)"
     assert rows.loc["data/geo-patches", "detail"] == "1 of 2 files missing (e.g. bands.npy)"
     assert rows.loc["static/", "detail"] == f"2/{len(ALL_FILES)} files"
@@ -86,9 +91,49 @@ def test_home_page_renders(fake_repo, toy_cfg):
     links = {link.proto.label: link.proto.page for link in at.get("page_link")}
     expected = {page_label(p) for p in page_files(REPO_ROOT / "pages")}
     assert "Runs" in links and set(links) == expected
-    jobs = next(df.value for df in at.dataframe if "run" in df.value.columns)
-    assert jobs["run"].tolist() == [queued.id] and jobs["state"].tolist() == ["queued"]
+    bars = [b.proto.text for b in at.get("progress")]
+    assert bars == [f"**{queued.id}** · queued · — · —"], bars
     assert any("1 queued" in c.value for c in at.caption)
+
+
+def test_navigation_labels_home_and_keeps_page_urls(fake_repo):
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    pages = sorted(at._registered_pages.values(), key=lambda p: p["url_pathname"])
+    by_url = {p["url_pathname"]: p["page_name"] for p in pages}
+    assert by_url[""] == "Home"  # the sidebar reads "Home", not "app"
+    # every page keeps the URL path it had without st.navigation (pages/1_Runs.py -> /Runs)
+    expected = {page_label(p).replace(" ", "_"): page_label(p) for p in page_files(REPO_ROOT / "pages")}
+    assert {u: n for u, n in by_url.items() if u} == expected
+    assert by_url["Runs"] == "Runs"
+    at.switch_page("pages/1_Runs.py").run()
+    assert not at.exception and at.title[0].value == "Runs"
+
+
+def test_home_jobs_show_phases(fake_repo, toy_cfg):
+    import os
+    import time
+
+    from workbench.runs.jobs import process_start_time
+
+    run = RunStore(fake_repo["runs"]).create(toy_cfg(name="caching"))
+    run.update_status(state="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()),
+                      heartbeat=time.time(), started=time.time() - 30, step=0, total_steps=500,
+                      phase="setup", phase_detail="caching backbone features (training)",
+                      phase_done=120, phase_total=3000)
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    [bar] = at.get("progress")
+    assert f"**{run.id}** · running · setup: caching backbone features (training) 120/3,000 (4%)" in bar.proto.text
+    assert "step 0" not in bar.proto.text and bar.proto.value == 4
+
+
+def test_bad_max_jobs_is_an_error_box_on_home(fake_repo, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_MAX_JOBS", "abc")
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    assert any("WORKBENCH_MAX_JOBS" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.title[0].value == "Geo Workbench"  # the rest of Home still shows
 
 
 def test_home_page_does_not_import_torch(tmp_path):

@@ -85,23 +85,70 @@ def test_tail_records_reads_only_the_end(run):
 
 def test_runs_overview_rows(tmp_path, toy_cfg):
     store = RunStore(tmp_path / "runs")
+    now = time.time()
     a = store.create(toy_cfg(name="a"))
     a.append_metrics(_train(10, 0.3))
     a.append_metrics(_val(10, 0.4))
     a.update_status(state="done", step=10, total_steps=10, progress=1.0, final={"val/loss": 0.35},
-                    best=0.35, monitor="val/loss", created=time.time() - 125)
+                    best=0.35, monitor="val/loss", created=now - 125, started=now - 120, ended=now - 20)
     b = store.create(toy_cfg(name="b"))
-    b.update_status(state="running", step=3, total_steps=12, progress=0.25, eta_s=95.0)
+    b.update_status(state="running", step=3, total_steps=12, progress=0.25, eta_s=95.0,
+                    created=now - 70, started=now - 65, ended=now - 500)  # resumed: old "ended"
     c = store.create(toy_cfg(name="c"))
     c.update_status(state="failed", error="train/loss became nan by step 4; lower train.lr")
-    frame = runs_overview([(r, r.read_status()) for r in (a, b, c)], now=time.time())
+    frame = runs_overview([(r, r.read_status()) for r in (a, b, c)], now=now)
     assert list(frame["state"]) == ["done", "running", "failed"]
     row_a, row_b, row_c = (frame.iloc[i] for i in range(3))
-    assert row_a["step"] == "10/10" and row_a["train/loss"] == 0.3
-    assert row_a["val/loss"] == 0.35  # the status' final value wins over the last record
-    assert row_a["age"] == "2m 05s" and row_a["ETA"] == ""
-    assert row_b["progress"] == 0.25 and row_b["ETA"] == "1m 35s" and np.isnan(row_b["train/loss"])
+    assert row_a["now"] == "step 10/10" and row_a["train/loss"] == "0.3"
+    assert row_a["val/loss"] == "0.35"  # the status' final value wins over the last record
+    assert row_a["age"] == "2m 05s" and row_a["duration"] == "1m 40s"
+    assert row_a["finished"] == time.strftime("%H:%M", time.localtime(now - 20))
+    assert row_b["progress"] == 0.25 and row_b["now"] == "step 3/12 · ETA 1m 35s"
+    assert row_b["duration"] == "1m 05s" and row_b["finished"] == "—"  # elapsed so far
     assert row_c["note"].startswith("train/loss became nan")
+    # no cell of the table reads None or nan: missing values are an em dash
+    cells = frame.drop(columns=["progress"]).astype(str).to_numpy().ravel().tolist()
+    assert not [c for c in cells if c in ("None", "nan", "NaN")]
+    assert row_b["train/loss"] == "—" and row_c["best"] == "—" and row_c["finished"] == "—"
+
+
+def test_runs_overview_shows_phases_not_step_0(tmp_path, toy_cfg):
+    store = RunStore(tmp_path / "runs")
+    setup = store.create(toy_cfg(name="setup"))
+    setup.update_status(state="running", step=0, total_steps=1000, progress=0.0, phase="setup",
+                        phase_detail="caching backbone features (training)", phase_done=120, phase_total=3000)
+    seeds = store.create(toy_cfg(name="seeds"))
+    seeds.update_status(state="running", step=1000, total_steps=1000, progress=1.0, eta_s=0.0,
+                        phase="seeds", phase_detail="training extra seed 2/3", phase_done=1, phase_total=4)
+    stuck = store.create(toy_cfg(name="stuck"))
+    stuck.update_status(state="running", step=40, total_steps=100, progress=0.4, phase="train")
+    statuses = [(setup, setup.read_status()), (seeds, seeds.read_status()),
+                (stuck, {**stuck.read_status(), "unresponsive": True, "heartbeat_age_s": 300.0})]
+    frame = runs_overview(statuses).set_index("name")
+    assert frame.loc["setup", "now"] == "setup: caching backbone features (training) 120/3,000 (4%)"
+    assert frame.loc["setup", "progress"] == pytest.approx(0.04)  # the phase's bar, not the step's
+    assert frame.loc["seeds", "now"] == "seeds: training extra seed 2/3 1/4 (25%)"
+    assert frame.loc["seeds", "progress"] == pytest.approx(0.25)
+    assert frame.loc["stuck", "state"] == "unresponsive"
+    assert frame.loc["stuck", "now"] == "step 40/100 · unresponsive: no heartbeat for 5m 00s"
+
+
+def test_runs_overview_reads_a_finished_run_once(tmp_path, toy_cfg, monkeypatch):
+    """A table refreshing every few seconds re-parses a run's metrics only when they changed."""
+    from workbench.ui import run_tables
+
+    run = RunStore(tmp_path / "runs").create(toy_cfg())
+    for step in range(1, 50):
+        run.append_metrics(_train(step, 1.0 / step))
+    calls = []
+    real = run_tables.tail_records
+    monkeypatch.setattr(run_tables, "tail_records", lambda r, *a, **k: calls.append(r.id) or real(r, *a, **k))
+    for _ in range(3):
+        assert runs_overview([(run, run.read_status())])["train/loss"].item() == "0.02041"
+    assert len(calls) == 1
+    run.append_metrics(_train(50, 0.5))
+    assert runs_overview([(run, run.read_status())])["train/loss"].item() == "0.5"
+    assert len(calls) == 2
 
 
 def test_differing_params_keeps_only_differing_keys():

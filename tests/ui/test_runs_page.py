@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from workbench.runs import JobManager, RunStore
+from workbench.runs import JobManager, Run, RunStore
+from workbench.runs.jobs import process_start_time
+from workbench.ui import runs as runs_ui
 from workbench.ui.forms import NO_PRESET, widget_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +121,8 @@ def test_launch_valid_form_creates_a_run_that_finishes(env):
     at.run()
     assert not at.exception
     row = overview(at).loc[run.id]
-    assert row["state"] == "done" and row["progress"] == 1.0 and row["step"] == "16/16"
+    assert row["state"] == "done" and row["progress"] == 1.0 and row["now"] == "step 16/16"
+    assert row["finished"] != "—" and row["duration"] != "—" and row["train/loss"] != "—"
     assert progress_text(at).startswith("done · step 16/16")
     names = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
     assert names == ["train/loss", "val/loss"]
@@ -195,37 +199,125 @@ def test_compare_lists_only_differing_keys(env, toy_cfg):
     assert plotly_values(spec["data"][1]["x"]) == [1, 2, 3]
 
 
-def test_delete_running_run_errors_then_stop_resume_delete(env, toy_cfg):
+def test_delete_is_disabled_while_running_then_stop_resume_delete(env, toy_cfg):
     jobs = JobManager(RunStore(env))
     run = jobs.submit(toy_cfg(name="slow", sleep_s=0.05, **{"train.max_epochs": 100, "train.log_every": 2}))
     wait_for(lambda: jobs.refresh(run).get("step", 0) >= 2, 60, "the run to start stepping")
     at = page()
     assert at.session_state["selected_run"] == run.id
     assert progress_text(at).startswith("running · step")
-
-    button(at, "Delete").click().run()
-    assert any("cannot be undone" in w.value for w in at.warning)
-    button(at, "Yes, delete").click().run()
-    assert not at.exception
-    assert any("is running; stop it first" in e.value for e in at.error), [e.value for e in at.error]
-    assert run.path.is_dir()
+    row = overview(at).loc[run.id]
+    assert row["finished"] == "—" and row["duration"].endswith("s")  # elapsed so far
+    assert button(at, "Delete").disabled and not button(at, "Stop").disabled
+    assert not [w for w in at.warning if "cannot be undone" in w.value]
 
     button(at, "Stop").click().run()
     assert any(f"Stopped `{run.id}`" in s.value for s in at.success)
     assert overview(at).loc[run.id, "state"] == "stopped"
     assert progress_text(at).startswith("stopped")
     assert button(at, "Stop").disabled and not button(at, "Resume").disabled
+    assert not button(at, "Delete").disabled
+    assert overview(at).loc[run.id, "finished"] != "—"
 
     stopped_at = run.read_status()["step"]
     button(at, "Resume").click().run()
     assert overview(at).loc[run.id, "state"] in ("queued", "running")
+    assert button(at, "Delete").disabled
     assert run.read_status()["resume_count"] == 1
     wait_for(lambda: jobs.refresh(run).get("step", 0) > stopped_at, 60, "the resumed run to step on")
     jobs.stop(run.id)
+    at.run()
 
     button(at, "Delete").click().run()
+    assert any("cannot be undone" in w.value for w in at.warning)
     button(at, "Yes, delete").click().run()
     assert not at.exception
     assert any(f"Deleted `{run.id}`" in s.value for s in at.success)
     assert not run.path.exists()
     assert any("No runs yet" in i.value for i in at.info)
+
+
+# -- phases, liveness, cheap watching (a "running" run owned by this live test process) ----
+
+
+def _live_run(store, toy_cfg, name="live", heartbeat_age_s=0.0, **status):
+    """A run whose status says running with this process' pid, so JobManager.refresh sees a
+    live job (nothing trains: the test writes status.json and metrics itself)."""
+    run = store.create(toy_cfg(name=name))
+    now = time.time()
+    run.update_status(state="running", pid=os.getpid(), pid_start=process_start_time(os.getpid()),
+                      heartbeat=now - heartbeat_age_s, created=now - 90, started=now - 60, **status)
+    return run
+
+
+def bar_value(at: AppTest) -> int:
+    return at.get("progress")[0].proto.value  # percent, 0..100
+
+
+def test_setup_phase_shows_phase_not_step_0(env, toy_cfg):
+    _live_run(RunStore(env), toy_cfg, step=0, total_steps=1000, progress=0.0, phase="setup",
+              phase_detail="caching backbone features (training)", phase_done=120, phase_total=3000)
+    at = page()
+    assert not at.exception
+    text = progress_text(at)
+    assert text == "running · setup: caching backbone features (training) 120/3,000 (4%)", text
+    assert "step 0" not in text and bar_value(at) == 4  # the bar follows the phase
+    row = overview(at).iloc[0]
+    assert row["now"] == "setup: caching backbone features (training) 120/3,000 (4%)"
+    assert row["duration"] in ("1m 00s", "1m 01s", "1m 02s") and row["finished"] == "—"
+
+
+def test_post_training_phase_shows_extra_seeds_not_eta_0(env, toy_cfg):
+    _live_run(RunStore(env), toy_cfg, step=1000, total_steps=1000, progress=1.0, eta_s=0.0,
+              phase="seeds", phase_detail="training extra seed 2/3", phase_done=1, phase_total=3)
+    at = page()
+    text = progress_text(at)
+    assert text.startswith("running · seeds: training extra seed 2/3"), text
+    assert "ETA 0s" not in text and "1,000/1,000" not in text and bar_value(at) == 33
+
+
+def test_unresponsive_run_is_noted_not_killed(env, toy_cfg):
+    run = _live_run(RunStore(env), toy_cfg, heartbeat_age_s=600, step=40, total_steps=100,
+                    progress=0.4, phase="train")
+    at = page()
+    assert not at.exception
+    assert "unresponsive: no heartbeat for 10m 0" in progress_text(at)  # 600 s + test time
+    assert any("heartbeat is stale" in w.value and "Stop" in w.value for w in at.warning)
+    assert overview(at).loc[run.id, "state"] == "unresponsive"
+    assert run.read_status()["state"] == "running"  # reported, never marked crashed or killed
+
+
+def test_live_view_reads_only_new_bytes_and_skips_unchanged_redraws(env, toy_cfg, monkeypatch):
+    run = _live_run(RunStore(env), toy_cfg, step=50, total_steps=1000, progress=0.05, phase="train")
+    for step in range(1, 51):
+        run.append_metrics({"step": step, "epoch": 0, "split": "train", "time": 0.0, "train/loss": 1 / step})
+    offsets, builds = [], []
+    real_read = Run.read_metrics
+    monkeypatch.setattr(Run, "read_metrics", lambda self, offset=0: offsets.append(offset) or real_read(self, offset))
+    real_build = runs_ui.curves_figure
+    monkeypatch.setattr(runs_ui, "curves_figure", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+
+    at = page()
+    size = run.metrics_path.stat().st_size
+    assert offsets and offsets[0] == 0 and len(builds) == 1
+    offsets.clear()
+    at.run()  # a refresh with nothing new: reads from the end, builds no figure
+    at.run()
+    assert offsets and set(offsets) == {size}, offsets
+    assert len(builds) == 1
+    assert plotly_values(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"])[-1] == 50
+
+    run.append_metrics({"step": 51, "epoch": 0, "split": "train", "time": 0.0, "train/loss": 0.01})
+    offsets.clear()
+    at.run()  # new records: read from the old end only, and the figure is rebuilt once
+    assert set(offsets) == {size} and len(builds) == 2
+    assert plotly_values(json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"])[-1] == 51
+
+
+@pytest.mark.parametrize("value", ["abc", "0"])
+def test_bad_max_jobs_shows_an_error_box(env, monkeypatch, value):
+    monkeypatch.setenv("WORKBENCH_MAX_JOBS", value)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] and "WORKBENCH_MAX_JOBS" in at.error[0].value, [e.value for e in at.error]
+    assert not at.get("tab") and not at.dataframe  # the page stopped after the message

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench.paths import ASSETS, CHECKPOINTS, REPO_ROOT, STATIC
+from workbench.ui.fmt import fmt_count
 
 DATA_ROOT = REPO_ROOT / "data"
 PAGES_DIR = REPO_ROOT / "pages"
@@ -43,7 +44,9 @@ def manifest_status(folder: Path, name: str) -> tuple[bool, str]:
     if missing:
         return False, f"{len(missing)} of {len(files)} files missing (e.g. {missing[0]})"
     counts = manifest.get("counts") or {}
-    return True, ", ".join(f"{v} {k}" for k, v in counts.items()) if isinstance(counts, dict) else ""
+    if not isinstance(counts, dict):
+        return True, ""
+    return True, ", ".join(f"{fmt_count(v) if isinstance(v, (int, float)) else v} {k}" for k, v in counts.items())
 
 
 def demo_assets(data_root: Path, static_root: Path, assets_root: Path,
@@ -133,8 +136,8 @@ def jobs_section(refresh_s: float = 5.0) -> None:
     from workbench.runs import JobManager
     from workbench.ui.run_tables import ACTIVE_STATES, runs_overview
 
-    jobs = JobManager()
     try:
+        jobs = JobManager()
         statuses = jobs.statuses()
     except WorkbenchError as exc:
         st.error(str(exc))
@@ -153,12 +156,43 @@ def jobs_section(refresh_s: float = 5.0) -> None:
         if not active:
             st.caption("No job is running.")
             return
-        table = runs_overview(active)[["run", "kind", "state", "progress", "step", "ETA", "train/loss"]]
-        st.dataframe(table, hide_index=True, key="active_jobs", column_config={
-            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
-                                                        format="percent")})
+        # one bar per job, its text the phase or step (``describe``): readable in a narrow column
+        for row in runs_overview(active).itertuples(index=False):
+            st.progress(row.progress, text=f"**{row.run}** · {row.state} · {row.now} · {row.duration}")
 
     glance()
+
+
+HOME_INTRO = (
+    "A research workbench for **geographic contrastive learning** and **image geolocation**. "
+    "Launch training runs from the browser and watch them live, probe location models on a "
+    "map, geolocate photos, and inspect embeddings and worst errors. Everything here is also "
+    "available from `python -m workbench ...` and from Python; jobs run as background "
+    "processes, so closing the app stops nothing."
+)
+
+
+def home_page() -> None:
+    """The Home page: demo assets, links to the pages, jobs at a glance."""
+    st.title("Geo Workbench")
+    st.markdown(HOME_INTRO)
+    left, right = st.columns([2, 1])
+    with left:
+        st.subheader("Demo assets")
+        assets_section()
+    with right:
+        st.subheader("Pages")
+        page_links()
+        st.subheader("Jobs")
+        jobs_section()
+
+
+def navigation_pages() -> list:
+    """``st.navigation``'s pages: Home (labelled "Home", at the app's root URL), then every
+    script in pages/ in Streamlit's order. A file page keeps the URL path Streamlit gives
+    it without navigation ("pages/1_Runs.py" -> /Runs), so links and bookmarks still work."""
+    home = st.Page(home_page, title="Home", default=True)
+    return [home, *(st.Page(f"pages/{path.name}") for path in page_files(PAGES_DIR))]
 
 
 def page_links() -> None:

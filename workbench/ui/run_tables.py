@@ -1,6 +1,10 @@
 """Tables the Runs page shows, computed from the run store (pandas; no streamlit here).
 
-- ``runs_overview``: one row per run (state, progress, last metrics, age).
+- ``runs_overview``: one row per run: state, progress (of the current phase outside
+  training), ``now`` (``progress.describe``), last metrics as text (em dash when missing),
+  duration (so far while running), finish time, age. A finished run's metrics tail is
+  parsed once (``last_metrics`` keys on size + mtime), not on every table refresh.
+- ``bar_value``: the live view's bar value and text.
 - ``MetricsFollower``: a run's metrics read incrementally (only lines appended since the
   last poll), de-duplicated per (split, step) after resumes.
 - ``compare_table``: the hyper-parameters that differ between runs next to their final
@@ -17,24 +21,12 @@ import pandas as pd
 
 from workbench.config import flatten
 from workbench.runs import Run, latest_per_step
+from workbench.runs.progress import describe, format_duration
+from workbench.ui.fmt import MISSING
 from workbench.viz.curves import records_frame
 
 ACTIVE_STATES = ("queued", "running")
 TAIL_BYTES = 64_000
-
-
-def format_duration(seconds: float | None) -> str:
-    """12 -> '12s', 95 -> '1m 35s', 7300 -> '2h 01m'; None/NaN -> ''."""
-    if seconds is None or not math.isfinite(seconds):
-        return ""
-    s = int(round(max(seconds, 0)))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
 
 
 def tail_records(run: Run, max_bytes: int = TAIL_BYTES) -> list[dict]:
@@ -69,39 +61,93 @@ def last_by_split(records: Iterable[Mapping]) -> dict[str, dict]:
     return last
 
 
+_TAIL_CACHE: dict[str, tuple[tuple[int, int], dict]] = {}
+
+
+def last_metrics(run: Run) -> dict[str, dict]:
+    """``last_by_split(tail_records(run))``, re-read only when metrics.jsonl changed
+    (size, mtime): a table of many finished runs costs a stat per run per refresh."""
+    try:
+        st_ = run.metrics_path.stat()
+        key = (st_.st_size, st_.st_mtime_ns)
+    except FileNotFoundError:
+        return {}
+    hit = _TAIL_CACHE.get(str(run.path))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    last = last_by_split(tail_records(run))
+    if len(_TAIL_CACHE) > 1024:
+        _TAIL_CACHE.clear()
+    _TAIL_CACHE[str(run.path)] = (key, last)
+    return last
+
+
+def _sig(value) -> str:
+    """A metric in a table cell: 4 significant digits; missing is an em dash, never None."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return MISSING
+    return f"{value:.4g}" if math.isfinite(value) else MISSING
+
+
+def _clock(ts: float | None, now: float) -> str:
+    """Finish time: 'HH:MM' today, 'Mon DD HH:MM' before; '' when unfinished."""
+    if not ts:
+        return ""
+    t = time.localtime(ts)
+    return time.strftime("%H:%M" if time.localtime(now)[:3] == t[:3] else "%b %d %H:%M", t)
+
+
 def runs_overview(statuses: Iterable[tuple[Run, dict]], now: float | None = None) -> pd.DataFrame:
-    """One row per run: run, kind, name, state, progress [0, 1], step, train/loss, val/loss,
-    best (of the monitored metric), ETA, age, monitor, note (error or stop reason)."""
+    """One row per run: run, kind, name, state, progress [0, 1], now (``describe``: the
+    phase and its counters, or the step and ETA),
+    train/loss, val/loss, best (of the monitored metric), duration (so far while running),
+    finished (clock time), age, monitor, note (error or stop reason).
+
+    Metric cells are text (4 significant digits, an em dash when missing) so no cell ever
+    reads "None".
+    """
     now = time.time() if now is None else now
     rows = []
     for run, status in statuses:
-        last = last_by_split(tail_records(run))
+        last = last_metrics(run)
         train, val = last.get("train", {}), dict(last.get("val", {}))
         val.update(status.get("final") or {})
         state = status.get("state", "queued")
-        total = status.get("total_steps")
-        step = status.get("step") or 0
+        started, ended = status.get("started") or status.get("created"), status.get("ended")
+        value, _ = bar_value(status)
         rows.append({
             "run": run.id,
             "kind": status.get("kind", ""),
             "name": status.get("name", ""),
-            "state": state,
-            "progress": float(status.get("progress") or 0.0),
-            "step": f"{step}/{total}" if total else str(step),
-            "train/loss": train.get("train/loss"),
-            "val/loss": val.get("val/loss"),
-            "best": status.get("best"),
+            "state": "unresponsive" if status.get("unresponsive") else state,
+            "progress": value,
+            "now": describe(status) or MISSING,
+            "train/loss": _sig(train.get("train/loss")),
+            "val/loss": _sig(val.get("val/loss")),
+            "best": _sig(status.get("best")),
+            # a resumed run that is running again keeps its old "ended": measure to now
+            "duration": format_duration((now if state in ACTIVE_STATES else ended or now) - started)
+                        if started and state != "queued" else MISSING,
+            "finished": (_clock(ended, now) or MISSING) if state not in ACTIVE_STATES else MISSING,
+            "age": format_duration(now - status["created"]) if status.get("created") else MISSING,
             "monitor": status.get("monitor") or "",
-            "ETA": format_duration(status.get("eta_s")) if state == "running" else "",
-            "age": format_duration(now - status["created"]) if status.get("created") else "",
             "note": status.get("error") or status.get("stop_reason") or "",
         })
-    columns = ["run", "kind", "name", "state", "progress", "step", "train/loss", "val/loss",
-               "best", "ETA", "age", "monitor", "note"]
-    frame = pd.DataFrame(rows, columns=columns)
-    for col in ("train/loss", "val/loss", "best"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce")
-    return frame
+    columns = ["run", "kind", "name", "state", "progress", "now", "train/loss", "val/loss",
+               "best", "duration", "finished", "age", "monitor", "note"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def bar_value(status: dict) -> tuple[float, str]:
+    """(progress in [0, 1], describe text): a phase's own counters outside training, so a
+    run caching features or training extra seeds does not read "step 0" or "1000/1000"."""
+    value = float(status.get("progress") or 0.0)
+    done, total = status.get("phase_done"), status.get("phase_total")
+    if status.get("state") == "running" and status.get("phase") not in (None, "train") and total:
+        value = (done or 0) / total
+    return min(max(value, 0.0), 1.0), describe(status)
 
 
 class MetricsFollower:

@@ -1,9 +1,16 @@
 """Sections of the Runs page: run table, launch form, live view of one run, actions, compare.
 
 Nothing here trains: launching submits a background job (``JobManager.submit``) and every
-view reads the run store. The live view is a ``st.fragment`` that reruns every
-``LIVE_REFRESH_S`` while its run is queued or running and reads only the metrics lines
-appended since its last poll (``MetricsFollower`` in ``st.session_state``).
+view reads the run store. Watching a run must stay cheap (the app shares the machine with
+the job it watches), so while a run is queued or running:
+
+- the status fragment (progress bar, log tail) reruns every ``LIVE_REFRESH_S`` and reads
+  only status.json and the log's tail;
+- the curves fragment reruns every ``CURVES_REFRESH_S``, reads only the metrics lines
+  appended since its last poll (``MetricsFollower`` in ``st.session_state``) and rebuilds a
+  figure only when new records arrived (a per-run figure cache in ``st.session_state``);
+- the run table reruns every ``TABLE_REFRESH_S``; a finished run's metrics are not re-read
+  (``run_tables.last_metrics`` keys on size + mtime).
 """
 from __future__ import annotations
 
@@ -18,16 +25,17 @@ from workbench.ui import forms
 from workbench.ui.run_tables import (
     ACTIVE_STATES,
     MetricsFollower,
+    bar_value,
     compare_table,
-    format_duration,
     metrics_frame,
     runs_overview,
 )
 from workbench.ui.widgets import flash, show_flash
 from workbench.viz.curves import compare_figure, curves_figure, metric_groups, metric_names
 
-LIVE_REFRESH_S = 2.0
-TABLE_REFRESH_S = 3.0
+LIVE_REFRESH_S = 2.0    # progress, phase and log tail of the watched run
+CURVES_REFRESH_S = 5.0  # its curves: rebuilt only when new records arrived
+TABLE_REFRESH_S = 5.0   # the table of all runs
 LOG_LINES = 40
 RESUMABLE = ("stopped", "crashed", "failed")
 TABS = ("Monitor", "Launch", "Compare")
@@ -38,6 +46,16 @@ Statuses = list[tuple[Run, dict]]
 
 
 # -- loading ------------------------------------------------------------------------------
+
+
+def open_jobs() -> JobManager:
+    """The job manager; a bad setting (e.g. ``WORKBENCH_MAX_JOBS=abc``) stops the page with
+    its message in an error box."""
+    try:
+        return JobManager()
+    except WorkbenchError as exc:
+        st.error(str(exc))
+        st.stop()
 
 
 def load_statuses(jobs: JobManager) -> Statuses:
@@ -103,10 +121,11 @@ def runs_table(jobs: JobManager, statuses: Statuses) -> None:
                 "run": st.column_config.TextColumn(width="medium"),
                 "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                             format="percent", width=110),
-                "step": st.column_config.TextColumn(width=90),
-                "train/loss": st.column_config.NumberColumn(format="%.4g"),
-                "val/loss": st.column_config.NumberColumn(format="%.4g"),
-                "best": st.column_config.NumberColumn(format="%.4g", help="best value of `monitor`"),
+                "now": st.column_config.TextColumn(width="medium",
+                                                   help="the step and ETA while training, else the phase"),
+                "best": st.column_config.TextColumn(help="best value of `monitor`"),
+                "duration": st.column_config.TextColumn(help="wall time; so far for a running run"),
+                "finished": st.column_config.TextColumn(help="local time the run ended"),
                 "note": st.column_config.TextColumn(width="large"),
             },
         )
@@ -156,7 +175,7 @@ def run_picker(statuses: Statuses) -> tuple[Run, dict] | tuple[None, None]:
         show_flash("actions")  # e.g. "Deleted ..." after the last run went
         return None, None
     by_id = {run.id: (run, status) for run, status in statuses}
-    for key in [k for k in st.session_state if str(k).startswith("metrics::")]:
+    for key in [k for k in st.session_state if str(k).startswith(("metrics::", "figures::"))]:
         if key.split("::", 1)[1] not in by_id:  # the run was deleted: drop its reader
             del st.session_state[key]
     if st.session_state.get(SELECTED_KEY) not in by_id:
@@ -176,9 +195,11 @@ def run_actions(jobs: JobManager, run: Run, status: dict) -> None:
     cols[1].button("Resume", key="action_resume", disabled=state not in RESUMABLE,
                    on_click=_action, args=(jobs, "resume", run.id),
                    help="continue from checkpoints/last.pt")
-    cols[2].button("Delete", key="action_delete", on_click=_ask_delete, args=(run.id,),
-                   help="remove the run directory (checkpoints, metrics, logs)")
-    if st.session_state.get("confirm_delete") == run.id:
+    active = state in ACTIVE_STATES
+    cols[2].button("Delete", key="action_delete", on_click=_ask_delete, args=(run.id,), disabled=active,
+                   help=("stop the run first: a running or queued run cannot be deleted" if active
+                         else "remove the run directory (checkpoints, metrics, logs)"))
+    if st.session_state.get("confirm_delete") == run.id and not active:
         st.warning(f"Delete run `{run.id}` and everything in `{run.path}`? This cannot be undone.")
         c1, c2, _ = st.columns([1, 1, 6])
         c1.button("Yes, delete", key="action_delete_confirm", type="primary",
@@ -205,33 +226,48 @@ def _action(jobs: JobManager, action: str, run_id: str) -> None:
 def live_run(jobs: JobManager, run: Run, status: dict) -> None:
     """Progress, curves and log tail of one run, live while it is queued or running."""
     active = status.get("state") in ACTIVE_STATES
-    follower_key = f"metrics::{run.id}"
 
     @st.fragment(run_every=LIVE_REFRESH_S if active else None)
-    def panel() -> None:
+    def status_panel() -> None:
         current = jobs.refresh(run)
         if (current.get("state") in ACTIVE_STATES) != active:
             st.rerun()  # started or finished: redraw the page (buttons, table, refresh rate)
-        follower = st.session_state.get(follower_key)
-        if follower is None or follower.run.path != run.path:
-            follower = st.session_state[follower_key] = MetricsFollower(run)
-        follower.poll()
         _progress(current)
-        _curves(run, follower.frame)
-        failed = current.get("state") in ("failed", "crashed")
+
+    @st.fragment(run_every=CURVES_REFRESH_S if active else None)
+    def curves_panel() -> None:
+        follower = _follower(run)
+        follower.poll()
+        _curves(run, follower)
+
+    @st.fragment(run_every=LIVE_REFRESH_S if active else None)
+    def log_panel() -> None:
+        failed = status.get("state") in ("failed", "crashed")
         with st.expander(f"train.log (last {LOG_LINES} lines)", expanded=failed):
             st.code(run.log_tail(LOG_LINES) or "(empty)", language=None)
 
-    panel()
+    status_panel()
+    curves_panel()
+    log_panel()
+
+
+def _follower(run: Run) -> MetricsFollower:
+    """The run's incremental metrics reader, kept in the session across reruns."""
+    key = f"metrics::{run.id}"
+    follower = st.session_state.get(key)
+    if follower is None or follower.run.path != run.path:
+        follower = st.session_state[key] = MetricsFollower(run)
+    return follower
 
 
 def _progress(status: dict) -> None:
     state = status.get("state", "queued")
-    step, total = status.get("step") or 0, status.get("total_steps")
-    parts = [state, f"step {step}/{total}" if total else f"step {step}", f"epoch {status.get('epoch', 0)}"]
-    if state == "running" and status.get("eta_s") is not None:
-        parts.append(f"ETA {format_duration(status['eta_s'])}")
-    st.progress(min(max(float(status.get("progress") or 0.0), 0.0), 1.0), text=" · ".join(parts))
+    value, text = bar_value(status)
+    st.progress(value, text=f"{state} · {text}" if text else state)
+    if status.get("unresponsive"):
+        st.warning("The job's heartbeat is stale but its process is alive: it may be busy in a "
+                   "long step or stuck. It is not stopped automatically; use **Stop** if it "
+                   "does not recover.")
     if state in ("failed", "crashed") and status.get("error"):
         st.error(f"{state}: {status['error']}")
     elif status.get("stop_reason"):
@@ -242,7 +278,8 @@ def _progress(status: dict) -> None:
         st.dataframe(pd.DataFrame([final]), hide_index=True)
 
 
-def _curves(run: Run, frame: pd.DataFrame) -> None:
+def _curves(run: Run, follower: MetricsFollower) -> None:
+    frame = follower.frame
     names = metric_names(frame)
     if not names:
         st.caption("No metrics logged yet (the first appear after `train.log_every` steps).")
@@ -258,9 +295,13 @@ def _curves(run: Run, frame: pd.DataFrame) -> None:
     st.session_state[f"groups::{run.id}"] = chosen
     log_y = st.checkbox("log scale", key=f"logy::{run.id}")
     cols = st.columns(min(2, max(1, len(chosen))))
+    cache = st.session_state.setdefault(f"figures::{run.id}", {})
     for i, group in enumerate(chosen):
-        fig = curves_figure(frame, groups[group], title=group, log_y=log_y)
-        cols[i % len(cols)].plotly_chart(fig, key=f"curve::{run.id}::{group}")
+        key = (group, log_y, follower.n_records)  # a figure changes only with new records
+        fig = cache.get(group)
+        if fig is None or fig[0] != key:
+            fig = cache[group] = (key, curves_figure(frame, groups[group], title=group, log_y=log_y))
+        cols[i % len(cols)].plotly_chart(fig[1], key=f"curve::{run.id}::{group}")
 
 
 # -- compare ------------------------------------------------------------------------------
