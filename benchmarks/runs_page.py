@@ -19,6 +19,7 @@ before (fragment of 2 s redrawing everything, gc after every rerun): 17-20 % of 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -173,8 +174,9 @@ def run(quick: bool = False, runs_root: str | Path | None = None) -> dict:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
-    records = sum(1 for _ in job.metrics_path.open()) if job.metrics_path.exists() else 0
+        log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        records = sum(1 for _ in job.metrics_path.open()) if job and job.metrics_path.exists() else 0
+        shutil.rmtree(tmp, ignore_errors=True)  # the runs (unless runs_root) and the server log
     return {
         "app_cpu_pct_of_core": watched["app"],
         "target_pct": TARGET_PCT,

@@ -10,6 +10,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -25,9 +26,10 @@ from workbench.train.trainer import Trainer
 @dataclass
 class MLPBenchConfig(RunConfig):
     kind: str = "bench-mlp"
-    n: int = option(16384, "training samples")
-    dim: int = option(64, "input features")
-    hidden: int = option(1024, "hidden units")
+    n: int = option(16384, "training samples", unit="samples", ge=1)
+    dim: int = option(64, "input features", unit="features", ge=1)
+    hidden: int = option(1024, "hidden units", unit="units", ge=1)
+    main_sections: ClassVar[tuple[str, ...]] = ("train",)
 
 
 def make_data(cfg):

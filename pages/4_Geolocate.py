@@ -28,6 +28,7 @@ from workbench.ui.fmt import fmt_km, fmt_latlon, fmt_num, fmt_pct  # noqa: E402
 from workbench.ui.map import map_widget  # noqa: E402
 
 MAP_HEIGHT = 480
+PREVIEW_PX = 320  # keeps the confidence numbers in view; a 64 px tile is shown 5x
 CLICK_KEY = "geolocate_truth"  # {"digest", "lat", "lon"}: the clicked true location
 CLEARS_KEY = "geolocate_clears"  # bumped by "Clear": the map widget restarts without a click
 SOURCES = {"tile": "Test tile", "photo": "Sample photo", "upload": "Upload"}
@@ -101,7 +102,8 @@ with left:
         by_name = {s.name: s for s in photos}
         sample = by_name[st.selectbox("Sample photo", list(by_name), format_func=lambda n: by_name[n].label,
                                       key="geolocate_photo")]
-        st.caption(f"Sample photos are {PHOTO_NOTE}: expect a low-confidence answer.")
+        st.caption(f"Sample photos are {PHOTO_NOTE}: street and close-up photos, and satellite views at a "
+                   "larger scale than its tiles.")
     else:
         upload = st.file_uploader(f"Upload an image ({IMAGE_FORMATS})", type=UPLOAD_TYPES,
                                   key="geolocate_upload")
@@ -135,7 +137,7 @@ except WorkbenchError as exc:
     st.error(str(exc))
     st.stop()
 
-exif, exif_problem = view.exif_position(data) if sample is None or sample.kind != "tile" else (None, None)
+exif, exif_problem = view.exif_position(data, name) if sample is None or sample.kind != "tile" else (None, None)
 clicked = st.session_state.get(CLICK_KEY)
 if clicked and clicked.get("digest") != digest:
     clicked = None
@@ -143,7 +145,7 @@ dataset_position = (sample.lat, sample.lon) if sample is not None and sample.lat
 truth = view.pick_truth(dataset_position, exif, clicked)
 
 with left:
-    st.image(preview(data), caption=f"Geolocating {what}: {name}", width="stretch")
+    st.image(preview(data), caption=f"Geolocating {what}: {name}", width=PREVIEW_PX)
     st.markdown(f"**Predicted place:** {pred.place}")
     st.caption(f"Nearest GeoNames place to the predicted point {fmt_latlon(pred.lat, pred.lon)}, "
                f"{fmt_km(pred.place_km)} away.")
@@ -155,8 +157,8 @@ with right:
     clears = st.session_state.get(CLEARS_KEY, 0)
     click = map_widget(m, key=f"geolocate_map_{digest[:12]}_{clears}", height=MAP_HEIGHT)
     st.caption(f"Every one of the {predictor.n_cells} cells is coloured by its probability "
-               f"({'log' if log_scale else 'linear'} colour bar, bottom right). Red dot: the predicted point; "
-               "green dot: the true location.")
+               f"({'log' if log_scale else 'linear'} colour bar, bottom right). Red dot: the predicted point"
+               + ("; green dot: the true location." if truth is not None else "."))
     new_click = click is not None and (not clicked or (click["lat"], click["lon"]) != (clicked["lat"], clicked["lon"]))
     if new_click and truth is not None and truth.source != view.TRUTH_CLICK:
         st.caption(f"Map clicks are ignored here: the true location comes from {truth.source}.")

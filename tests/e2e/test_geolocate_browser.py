@@ -97,3 +97,39 @@ def test_upload_shows_every_cell_legends_and_score(streamlit_app, offline_page, 
     page.wait_for_timeout(1500)
     page.screenshot(path="/tmp/geolocate_e2e_log.png", full_page=True)
     assert not blocked_requests, blocked_requests
+
+
+@pytest.mark.e2e
+def test_click_sets_the_truth_and_clear_removes_it(streamlit_app, offline_page, blocked_requests, runs_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    lake = tmp_path / "lake.png"  # no EXIF: the truth must come from a click
+    Image.fromarray(np.full((60, 80, 3), (30, 90, 160), np.uint8)).save(lake)
+    app = streamlit_app(PAGE)
+    page = offline_page
+    page.set_viewport_size({"width": 1400, "height": 1700})
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.get_by_text("GeoGuessr score").first.wait_for(timeout=120_000)
+    page.locator('[data-testid="stRadio"]').first.get_by_text("Upload", exact=True).click()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(lake))
+    page.get_by_text("click the map where it was taken").wait_for(timeout=60_000)
+    _map_state(page, "predicted point")
+    page.wait_for_timeout(1500)  # fit_bounds animation
+
+    frame_el, _ = map_frame(page)
+    box = frame_el.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
+    page.get_by_text("from map click.").wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stMetric"]', has_text="GeoGuessr score").count() == 1
+    assert "true location (map click)" in " ".join(_map_state(page, "map click")["legends"])
+
+    page.get_by_role("button", name="Clear the clicked location").click()
+    page.get_by_text("click the map where it was taken").wait_for(timeout=60_000)
+    page.wait_for_timeout(3000)  # the fresh map must not bring the old click back
+    assert page.get_by_text("from map click.").count() == 0
+    assert page.locator('[data-testid="stMetric"]', has_text="GeoGuessr score").count() == 0
+    state = _map_state(page, "predicted point")
+    assert state["points"] == ["#e31a1c"] and not any("true location" in t for t in state["legends"])
+    page.screenshot(path="/tmp/geolocate_e2e_cleared.png", full_page=True)
+    assert not blocked_requests, blocked_requests

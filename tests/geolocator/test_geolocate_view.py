@@ -31,8 +31,24 @@ def test_exif_position_reports_problems_instead_of_raising():
 
     data = (PHOTOS_DIR / "summer_palace_beijing.jpg").read_bytes()
     assert view.exif_position(data) == (read_exif_gps(data), None)
-    position, problem = view.exif_position(b"not an image")
-    assert position is None and problem and "\n" not in problem
+    position, problem = view.exif_position(b"not an image", "notes.jpg")
+    assert position is None and "notes.jpg" in problem and "\n" not in problem
+    assert view.exif_position(_png()) == (None, None)  # no GPS: not a problem, a click stands in
+    assert view.exif_position(_bad_gps_jpeg()) == (None, "EXIF GPS is invalid: latitude 95 is outside [-90, 90]")
+
+
+def _bad_gps_jpeg() -> bytes:
+    """A JPEG whose EXIF GPS latitude is 95 degrees N."""
+    import io
+
+    import piexif
+    from PIL import Image
+
+    gps = {piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: ((95, 1), (0, 1), (0, 1)),
+           piexif.GPSIFD.GPSLongitudeRef: b"E", piexif.GPSIFD.GPSLongitude: ((10, 1), (0, 1), (0, 1))}
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 120, 60)).save(buffer, "JPEG", exif=piexif.dump({"GPS": gps}))
+    return buffer.getvalue()
 
 
 def _reference(threshold_at: float = 0.5) -> FeatureReference:

@@ -202,3 +202,16 @@ def test_upload_is_explicit_and_the_clicked_truth_can_be_cleared(runs_dir, monke
     assert "Distance" not in metrics(at) and any("click the map" in i.value for i in at.info)
     assert "true location" not in legends(maps[-1][1]) and not at.button
     assert maps[-1][0] not in maps.click_keys  # a fresh map widget, without the old click
+
+
+def test_upload_with_invalid_exif_gps_says_so_and_asks_for_a_click(runs_dir, monkeypatch, maps):
+    from tests.geolocator.test_geolocate_view import _bad_gps_jpeg
+
+    upload = FakeUpload(_bad_gps_jpeg(), "north_of_the_pole.jpg")
+    monkeypatch.setattr(st, "file_uploader", lambda *a, **k: upload)
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.session_state["geolocate_source"] = "upload"
+    at.run()
+    assert not at.exception and not at.error
+    assert any("EXIF GPS is invalid: latitude 95 is outside [-90, 90]" in w.value for w in at.warning)
+    assert any("click the map" in i.value for i in at.info) and "Distance" not in metrics(at)

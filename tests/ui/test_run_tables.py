@@ -97,6 +97,7 @@ def test_runs_overview_rows(tmp_path, toy_cfg):
     c = store.create(toy_cfg(name="c"))
     c.update_status(state="failed", error="train/loss became nan by step 4; lower train.lr")
     frame = runs_overview([(r, r.read_status()) for r in (a, b, c)], now=now)
+    assert list(frame.columns[:8]) == ["run", "kind", "name", "state", "progress", "now", "duration", "finished"]
     assert list(frame["state"]) == ["done", "running", "failed"]
     row_a, row_b, row_c = (frame.iloc[i] for i in range(3))
     assert row_a["now"] == "step 10/10" and row_a["train/loss"] == "0.3"

@@ -42,16 +42,18 @@ def pick_truth(dataset: tuple[float, float] | None, exif: tuple[float, float] | 
     return None
 
 
-def exif_position(data: bytes) -> tuple[tuple[float, float] | None, str | None]:
+def exif_position(data: bytes, name: str | None = None) -> tuple[tuple[float, float] | None, str | None]:
     """(EXIF GPS (lat, lon) or None, a one-line problem to show or None).
 
-    GPS that is present but unusable comes back as a problem (not silently as "no GPS")."""
-    from workbench.data.exif import read_exif_gps
+    GPS that is present but unusable is a problem ("EXIF GPS is invalid: <reason>"), never
+    silently "no GPS"; no GPS at all is not a problem (a click stands in for it)."""
+    from workbench.data.exif import exif_gps
 
     try:
-        return read_exif_gps(data), None
+        gps = exif_gps(data, name)
     except WorkbenchError as exc:
         return None, str(exc).splitlines()[0]
+    return gps.latlon, (gps.message() if gps.status == "invalid" else None)
 
 
 @dataclass(frozen=True)

@@ -101,9 +101,9 @@ def _clock(ts: float | None, now: float) -> str:
 
 def runs_overview(statuses: Iterable[tuple[Run, dict]], now: float | None = None) -> pd.DataFrame:
     """One row per run: run, kind, name, state, progress [0, 1], now (``describe``: the
-    phase and its counters, or the step and ETA),
-    train/loss, val/loss, best (of the monitored metric), duration (so far while running),
-    finished (clock time), age, monitor, note (error or stop reason).
+    phase and its counters, or the step and ETA), duration (so far while running),
+    finished (clock time), train/loss, val/loss, best (of the monitored metric), age,
+    monitor, note (error or stop reason).
 
     Metric cells are text (4 significant digits, an em dash when missing) so no cell ever
     reads "None".
@@ -135,8 +135,9 @@ def runs_overview(statuses: Iterable[tuple[Run, dict]], now: float | None = None
             "monitor": status.get("monitor") or "",
             "note": status.get("error") or status.get("stop_reason") or "",
         })
-    columns = ["run", "kind", "name", "state", "progress", "now", "train/loss", "val/loss",
-               "best", "duration", "finished", "age", "monitor", "note"]
+    # duration and finish time next to the state: visible without scrolling the table
+    columns = ["run", "kind", "name", "state", "progress", "now", "duration", "finished",
+               "train/loss", "val/loss", "best", "age", "monitor", "note"]
     return pd.DataFrame(rows, columns=columns)
 
 
