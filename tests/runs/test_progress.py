@@ -20,6 +20,7 @@ def test_describe_names_the_phase_not_step_zero():
     hung = {**train, "unresponsive": True, "heartbeat_age_s": 300}
     assert progress.describe(hung).endswith("unresponsive: no heartbeat for 5m 00s")
     assert progress.describe({"state": "done", "step": 10, "total_steps": 10, "phase": "setup"}) == "step 10/10"
+    assert progress.describe({"state": "queued", "step": 0}) == "waiting for a free job slot (WORKBENCH_MAX_JOBS)"
 
 
 def test_phase_calls_are_free_outside_a_job():

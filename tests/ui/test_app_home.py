@@ -92,7 +92,7 @@ def test_home_page_renders(fake_repo, toy_cfg):
     expected = {page_label(p) for p in page_files(REPO_ROOT / "pages")}
     assert "Runs" in links and set(links) == expected
     bars = [b.proto.text for b in at.get("progress")]
-    assert bars == [f"**{queued.id}** · queued · — · —"], bars
+    assert bars == [f"**{queued.id}** · queued · waiting for a free job slot (WORKBENCH_MAX_JOBS) · —"], bars
     assert any("1 queued" in c.value for c in at.caption)
 
 

@@ -164,7 +164,9 @@ def describe(status: dict[str, Any]) -> str:
     state = status.get("state", "queued")
     step, total = status.get("step") or 0, status.get("total_steps")
     parts: list[str] = []
-    if state == "running":
+    if state == "queued":
+        parts.append("waiting for a free job slot (WORKBENCH_MAX_JOBS)")
+    elif state == "running":
         name = status.get("phase")
         if name and name != "train":
             parts.append(phase_text(status))

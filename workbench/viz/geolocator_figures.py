@@ -178,6 +178,7 @@ def thresholds_figure(rows: dict[str, dict]):
     for name, metrics in rows.items():
         fig.add_trace(go.Bar(name=name, x=[k.replace("acc@", "") for k in keys],
                              y=[(metrics or {}).get(k) for k in keys]))
-    fig.update_layout(barmode="group", yaxis_title="fraction within", yaxis_range=[0, 1], height=340,
+    fig.update_layout(barmode="group", yaxis_title="within the distance", yaxis_range=[0, 1],
+                      yaxis_tickformat=".0%", height=340,
                       title="Accuracy at distance thresholds", margin={"t": 50, "b": 40, "l": 50, "r": 20})
     return fig
