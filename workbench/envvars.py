@@ -19,28 +19,22 @@ def _bad(name: str, raw: str, want: str) -> ConfigError:
 
 def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     """``int($name)`` within [minimum, maximum], ``default`` when unset or empty."""
-    raw = os.environ.get(name, "").strip()
-    want = _range_text("a whole number", minimum, maximum)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(name, raw, want) from None
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise _bad(name, raw, want)
-    return value
+    return _env_number(name, default, int, "a whole number", minimum, maximum)
 
 
 def env_float(name: str, default: float, minimum: float | None = None,
               maximum: float | None = None) -> float:
     """``float($name)``, finite, within [minimum, maximum]; ``default`` when unset or empty."""
+    return _env_number(name, default, float, "a finite number", minimum, maximum)
+
+
+def _env_number(name: str, default, parse, what: str, minimum, maximum):
     raw = os.environ.get(name, "").strip()
-    want = _range_text("a finite number", minimum, maximum)
     if not raw:
         return default
+    want = _range_text(what, minimum, maximum)
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
         raise _bad(name, raw, want) from None
     if not math.isfinite(value) or (minimum is not None and value < minimum) or (
