@@ -88,7 +88,7 @@ def test_out_of_range_values_fail_at_once_before_any_run(capsys, tmp_path, runs_
 def test_out_of_range_in_a_preset_exits_2_with_one_line(tmp_path):
     """The real entry point on a shipped preset: exit status 2, one stderr line, no run."""
     runs = tmp_path / "runs"
-    out = subprocess.run([sys.executable, "-m", "workbench", "train", "configs/geolocator.yaml",
+    out = subprocess.run([sys.executable, "-m", "workbench", "train", "geolocator",
                           "train.lr=nan", "--runs", str(runs)], capture_output=True, text=True,
                          cwd=REPO_ROOT, timeout=120)
     assert out.returncode == 2, out.stderr

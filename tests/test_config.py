@@ -268,7 +268,7 @@ def test_cross_field_constraints_fail_at_build(kind, overrides, message):
 
 
 def test_shipped_presets_and_checkpoints_are_in_range():
-    paths = sorted(REPO_ROOT.glob("configs/*.yaml")) + sorted(REPO_ROOT.glob("checkpoints/*/config.yaml"))
+    paths = sorted(REPO_ROOT.glob("workbench/lines/*/configs/*.yaml")) + sorted(REPO_ROOT.glob("checkpoints/*/config.yaml"))
     assert len(paths) >= 4
     for path in paths:
         load_config(path)
@@ -295,3 +295,81 @@ def test_a_plugin_that_cannot_be_imported_is_one_config_error(source, reason, tm
         experiments.load_kinds()
     text = str(exc.value)
     assert "\n" not in text and f"WORKBENCH_PLUGINS names the module '{name}'" in text and reason in text
+
+
+# -- registry-driven choices and options of one architecture ------------------------------------
+
+
+def test_config_choices_are_the_registries_names():
+    from workbench.encoders.location import LOCATION_ENCODERS
+    from workbench.encoders.text import TEXT_ENCODERS
+    from workbench.lines.geolocator.models import HEADS
+    from workbench.lines.softprompt.models import SEQUENCE_MODELS
+    from workbench.train.schedulers import OPTIMIZERS, SCHEDULERS
+
+    docs = {kind: {d["key"]: d for d in field_docs(config_class(kind))} for kind in ("geolocator", "softprompt")}
+    assert docs["geolocator"]["model.head"]["choices"] == tuple(HEADS.list())
+    assert docs["softprompt"]["model.arch"]["choices"] == tuple(SEQUENCE_MODELS.list())
+    assert docs["softprompt"]["targets.encoder"]["choices"] == tuple(TEXT_ENCODERS.list())
+    assert docs["softprompt"]["features.location_encoder"]["choices"] == tuple(LOCATION_ENCODERS.list())
+    assert docs["softprompt"]["train.optimizer"]["choices"] == tuple(OPTIMIZERS.list())
+    assert docs["softprompt"]["train.scheduler"]["choices"] == tuple(SCHEDULERS.list())
+
+
+def test_a_newly_registered_entry_is_a_valid_choice_at_once(monkeypatch):
+    from workbench.lines.geolocator.models import HEADS, linear_head
+
+    monkeypatch.setitem(HEADS._entries, "linear2", linear_head)
+    assert build_config({"kind": "geolocator"}, ["model.head=linear2"]).model.head == "linear2"
+    with pytest.raises(ConfigError, match=r"model.head: 'nope' is not valid. Choose one of \['linear', 'linear2', 'mlp'\]"):
+        build_config({"kind": "geolocator"}, ["model.head=nope"])
+
+
+@pytest.mark.parametrize("kind, overrides, message", [
+    ("softprompt", ["model.arch=direct", "model.n_entries=8"],
+     "model.n_entries=8 applies only to model.arch=softprompt, but model.arch is 'direct'"),
+    ("softprompt", ["model.d_model=64"],
+     "model.d_model=64 applies only to model.arch=lightweight_transformer, but model.arch is 'softprompt'"),
+    ("geolocator", ["model.head=linear", "model.hidden=64"],
+     "model.hidden=64 applies only to model.head=mlp, but model.head is 'linear'"),
+    ("geolocator", ["eval.weighted_k=3"], "eval.weighted_k=3 applies only to eval.location=weighted"),
+    ("geolocator", ["train.momentum=0.5"], "train.momentum=0.5 applies only to train.optimizer=sgd"),
+    ("softprompt", ["train.plateau_patience=5"], "train.plateau_patience=5 applies only to train.scheduler=plateau"),
+])
+def test_an_option_of_another_architecture_fails_naming_it(kind, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        build_config({"kind": kind}, overrides)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_options_of_the_chosen_architecture_and_defaults_pass():
+    cfg = build_config({"kind": "softprompt"}, ["model.arch=lightweight_transformer", "model.d_model=64",
+                                                "model.heads=4", "model.hidden=256"])  # hidden at its default
+    assert (cfg.model.arch, cfg.model.d_model) == ("lightweight_transformer", 64)
+    cfg = build_config({"kind": "geolocator"}, ["train.optimizer=sgd", "train.momentum=0.5"])
+    assert cfg.train.momentum == 0.5
+
+
+def test_applicable_drops_the_options_of_other_architectures():
+    from workbench.config import applicable
+    from workbench.lines.softprompt.config import SoftPromptModelConfig
+
+    section = {"arch": "direct", "n_entries": 8, "hidden": 32, "d_model": 64, "dropout": 0.2}
+    assert applicable(SoftPromptModelConfig, section) == {"arch": "direct", "hidden": 32, "dropout": 0.2}
+
+
+def test_a_partial_section_keeps_the_kinds_own_defaults():
+    """geolocator trains with weight_decay 0.05 and batch 64 by default; overriding one train
+    key must not reset the others to the generic TrainConfig defaults."""
+    cfg = build_config({"kind": "geolocator", "train": {"lr": 0.01}}, ["train.max_epochs=2"])
+    assert (cfg.train.lr, cfg.train.max_epochs, cfg.train.weight_decay, cfg.train.batch_size) == (0.01, 2, 0.05, 64)
+
+
+def test_presets_load_by_name_and_unknown_names_list_them():
+    from workbench.errors import NotFoundError
+    from workbench.experiments import load_config
+
+    assert load_config("geolocator-demo").name == "geolocator-demo"
+    assert load_config("softprompt-demo", ["seeds=1"]).seeds == 1
+    with pytest.raises(NotFoundError, match=r"config 'nope' is neither a YAML file nor a preset. Presets: \[.*'geolocator-demo'"):
+        load_config("nope")

@@ -1,7 +1,7 @@
 """``python -m workbench``: the command line over the library.
 
 Each command is a function registered with ``@command``; later modules add their own
-commands the same way (``workbench/commands/*.py`` are imported on start-up). A
+commands the same way (each research line's ``cli`` module is imported on start-up). A
 ``WorkbenchError`` prints as one line on stderr and exits with status 2.
 """
 from __future__ import annotations
@@ -42,10 +42,15 @@ def _print_json(obj) -> None:
 
 @command("train", "train a model from a YAML config (or run a queued job's directory)")
 def _train_parser(sub):
+    from workbench import lines
+
+    names = ", ".join(lines.presets()) or "none"
     p = sub.add_parser("train", help=_train_parser.help, description=(
         "Train from CONFIG with optional key=value overrides (e.g. train.lr=1e-4). "
-        "Runs in the foreground with a progress bar unless --detach is given."))
-    p.add_argument("config", nargs="?", help="YAML config file (see configs/)")
+        "Runs in the foreground with a progress bar unless --detach is given. "
+        f"Presets: {names}."))
+    p.add_argument("config", nargs="?", help="a YAML config file or a preset name "
+                                             "(workbench/lines/*/configs/): " + names)
     p.add_argument("overrides", nargs="*", help="key=value overrides, nested keys with dots")
     p.add_argument("--detach", action="store_true", help="queue as a background job and return")
     p.add_argument("--run-dir", help="run an existing run directory (used by the job manager)")
@@ -65,7 +70,10 @@ def cmd_train(args) -> int:
     from workbench.train.trainer import Trainer
 
     if not args.config:
-        raise WorkbenchError("train needs a CONFIG file (e.g. configs/<kind>.yaml) or --run-dir")
+        from workbench import lines
+
+        raise WorkbenchError("train needs a CONFIG file or a preset name (one of "
+                             f"{sorted(lines.presets())}) or --run-dir")
     cfg = load_config(args.config, args.overrides)
     store = RunStore(args.runs)
     if args.detach:
@@ -215,8 +223,18 @@ def cmd_eval(args) -> int:
 # -- bench -------------------------------------------------------------------------------
 
 
+def benchmark_modules() -> dict[str, str]:
+    """Benchmark name -> module: the core's (``benchmarks/*.py``) and each line's ``bench``."""
+    from workbench import lines
+
+    out = {m.name: f"benchmarks.{m.name}" for m in pkgutil.iter_modules([str(REPO_ROOT / "benchmarks")])
+           if not m.name.startswith("_")}
+    out.update({line.name: f"{line.module}.bench" for line in lines.lines() if line.has("bench")})
+    return dict(sorted(out.items()))
+
+
 def list_benchmarks() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules([str(REPO_ROOT / "benchmarks")]) if not m.name.startswith("_"))
+    return list(benchmark_modules())
 
 
 @command("bench", "run a benchmark and print its figures as JSON")
@@ -229,14 +247,15 @@ def _bench_parser(sub):
 
 
 def cmd_bench(args) -> int:
-    names = list_benchmarks()
+    modules = benchmark_modules()
+    names = list(modules)
     if args.name and args.name not in names:
         raise WorkbenchError(f"benchmark '{args.name}' not found. Available: {names}")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     results = {}
     for name in [args.name] if args.name else names:
-        results[name] = importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
+        results[name] = importlib.import_module(modules[name]).run(quick=args.quick)
     _print_json(results[args.name] if args.name else results)
     return 0
 
@@ -267,10 +286,10 @@ def cmd_data(args) -> int:
 
 
 def _load_command_modules() -> None:
-    pkg = REPO_ROOT / "workbench" / "commands"
-    if pkg.is_dir():
-        for mod in pkgutil.iter_modules([str(pkg)]):
-            importlib.import_module(f"workbench.commands.{mod.name}")
+    """Every research line's ``cli`` module registers its own commands."""
+    from workbench import lines
+
+    lines.load_parts("cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,7 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports the lines' and plugins' command modules
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         return args.func(args)

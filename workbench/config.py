@@ -15,11 +15,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import yaml
 
 from workbench.errors import ConfigError
+from workbench.registry import RegistryNames
 
 
 @dataclass(frozen=True)
@@ -77,18 +78,22 @@ def _num(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e15 else repr(float(bound))
 
 
-def option(default: Any, help: str = "", choices: tuple | None = None, *, unit: str = "",
+def option(default: Any, help: str = "", choices: Iterable[str] | None = None, *, unit: str = "",
            ge: float | None = None, gt: float | None = None, le: float | None = None,
-           lt: float | None = None, finite: bool = True, **kw: Any) -> Any:
+           lt: float | None = None, finite: bool = True, applies: dict[str, tuple[str, ...]] | None = None,
+           **kw: Any) -> Any:
     """A dataclass field with help text and, optionally, its unit, valid choices and valid
     range: ``ge`` / ``gt`` (>= / >), ``le`` / ``lt`` (<= / <); for a list, of each item.
 
     Every numeric option declares a range (a test walks every registered config):
-    ``option(32, "samples per step", unit="samples", ge=1)``.
+    ``option(32, "samples per step", unit="samples", ge=1)``. A field naming a registered
+    thing takes the registry's names as ``choices`` (``RegistryNames("module:REGISTRY")``).
+    ``applies={"arch": ("softprompt",)}``: the option only means something when the sibling
+    field ``arch`` is one of those; set to anything but its default otherwise, it fails.
     """
     ranged = any(b is not None for b in (ge, gt, le, lt)) or not finite
     bounds = Bounds(ge, gt, le, lt, finite) if ranged else None
-    meta = {"help": help, "choices": choices, "unit": unit, "bounds": bounds, **kw}
+    meta = {"help": help, "choices": choices, "unit": unit, "bounds": bounds, "applies": applies or {}, **kw}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -98,16 +103,17 @@ def option(default: Any, help: str = "", choices: tuple | None = None, *, unit: 
 class TrainConfig:
     """Settings of the one Trainer loop, shared by every experiment kind."""
 
-    optimizer: str = option("adamw", "optimiser", choices=("adamw", "adam", "sgd"))
+    optimizer: str = option("adamw", "optimiser", choices=RegistryNames("workbench.train.schedulers:OPTIMIZERS"))
     lr: float = option(1e-3, "peak learning rate; 0 = no updates (an untrained baseline)", ge=0)
     weight_decay: float = option(0.01, "decoupled for AdamW, L2 for Adam/SGD", ge=0)
-    momentum: float = option(0.9, "SGD momentum", ge=0, le=1)
-    scheduler: str = option(
-        "cosine", "LR schedule", choices=("cosine", "plateau", "onecycle", "constant")
-    )
-    warmup_steps: int = option(0, "linear warm-up (cosine, constant)", unit="steps", ge=0)
-    plateau_factor: float = option(0.5, "ReduceLROnPlateau: LR multiplier on a plateau", gt=0, lt=1)
-    plateau_patience: int = option(2, "ReduceLROnPlateau patience", unit="validations", ge=0)
+    momentum: float = option(0.9, "SGD momentum", ge=0, le=1, applies={"optimizer": ("sgd",)})
+    scheduler: str = option("cosine", "LR schedule", choices=RegistryNames("workbench.train.schedulers:SCHEDULERS"))
+    warmup_steps: int = option(0, "linear warm-up (cosine, constant)", unit="steps", ge=0,
+                               applies={"scheduler": ("cosine", "constant")})
+    plateau_factor: float = option(0.5, "ReduceLROnPlateau: LR multiplier on a plateau", gt=0, lt=1,
+                                   applies={"scheduler": ("plateau",)})
+    plateau_patience: int = option(2, "ReduceLROnPlateau patience", unit="validations", ge=0,
+                                   applies={"scheduler": ("plateau",)})
     batch_size: int = option(32, "batch size", unit="samples", ge=1)
     max_epochs: int = option(10, "stop after this many epochs", unit="epochs", ge=1)
     max_steps: int = option(0, "stop after this many steps; 0 = no limit", unit="steps", ge=0)
@@ -233,7 +239,11 @@ def from_dict(cls: type, data: dict | None, prefix: str = "") -> Any:
         if dataclasses.is_dataclass(tp):
             if not isinstance(data[name], dict):
                 raise ConfigError(f"{key}: expected a mapping of {sorted(_field_types(tp))}")
-            kwargs[name] = from_dict(tp, data[name], prefix=f"{key}.")
+            # a partial section keeps the kind's own defaults for it (e.g. its TrainConfig)
+            field_ = next(f for f in dataclasses.fields(cls) if f.name == name)
+            base = _field_default(field_)
+            section = _deep_merge(to_dict(base), data[name]) if dataclasses.is_dataclass(base) else data[name]
+            kwargs[name] = from_dict(tp, section, prefix=f"{key}.")
         else:
             kwargs[name] = _coerce(data[name], tp, key)
     cfg = cls(**kwargs)
@@ -248,7 +258,7 @@ def validate(cfg: Any, prefix: str = "") -> None:
         value = getattr(cfg, f.name)
         key = f"{prefix}{f.name}"
         choices = f.metadata.get("choices")
-        if choices and value not in choices:
+        if choices is not None and value not in choices:
             raise ConfigError(f"{key}: {value!r} is not valid. Choose one of {list(choices)}")
         if dataclasses.is_dataclass(value):
             validate(value, f"{key}.")
@@ -260,6 +270,43 @@ def validate(cfg: Any, prefix: str = "") -> None:
                 where = key if i is None else f"{key}[{i}]"
                 rule = (bounds or FINITE).describe(isinstance(item, int), unit)
                 raise ConfigError(f"{where}: {item!r} is out of range; must be {rule}")
+    for f in dataclasses.fields(cfg):  # after the ranges: a bad value is reported as such first
+        _check_applies(cfg, f, getattr(cfg, f.name), prefix)
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _check_applies(cfg: Any, f: dataclasses.Field, value: Any, prefix: str) -> None:
+    """An option set for an architecture (scheduler, head, ...) that is not the chosen one
+    would be silently ignored: refuse it, naming the option and the choice it belongs to."""
+    for selector, allowed in f.metadata.get("applies", {}).items():
+        chosen = getattr(cfg, selector)
+        default = _field_default(f)
+        if chosen not in allowed and value != default:
+            raise ConfigError(
+                f"{prefix}{f.name}={value!r} applies only to {prefix}{selector}="
+                f"{' / '.join(allowed)}, but {prefix}{selector} is {chosen!r}: remove it (default "
+                f"{default!r}) or set {prefix}{selector} to {' / '.join(allowed)}")
+
+
+def applicable(cls: type, section: dict) -> dict:
+    """``section`` (a dict of ``cls``'s fields) without the options that do not apply to the
+    choices it makes, e.g. before switching ``arch`` on a copied config."""
+    out = dict(section)
+    for f in dataclasses.fields(cls):
+        for selector, allowed in f.metadata.get("applies", {}).items():
+            if out.get(selector, _field_default(next(g for g in dataclasses.fields(cls) if g.name == selector))) not in allowed:
+                out.pop(f.name, None)
+    return out
 
 
 def _is_number(value: Any) -> bool:
@@ -377,9 +424,11 @@ def field_docs(cls: type, prefix: str = "") -> list[dict]:
                 "type": tp,
                 "default": getattr(default, f.name),
                 "help": f.metadata.get("help", ""),
-                "choices": f.metadata.get("choices"),
+                "choices": None if f.metadata.get("choices") is None else tuple(f.metadata["choices"]),
                 "unit": f.metadata.get("unit", ""),
                 "bounds": f.metadata.get("bounds"),
+                "applies": {f"{prefix}{sel}": tuple(allowed)
+                            for sel, allowed in f.metadata.get("applies", {}).items()},
             }
         )
         rows[-1]["range"] = range_text(rows[-1])

@@ -1,7 +1,8 @@
 """One small registry for every pluggable family (kinds, models, losses, encoders, ...)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar
+import importlib
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from workbench.errors import NotFoundError
 
@@ -46,5 +47,41 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.list())
+
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class RegistryNames:
+    """The names in a registry that lives in another module, read when first used.
+
+    A config field that names a registered thing takes these as its ``choices``, so the
+    valid values are always the registered ones. The config sits at the bottom of its line
+    and cannot import the module that fills the registry (that module imports the config),
+    so the registry is named, ``"workbench.lines.geolocator.models:HEADS"``, and imported on
+    the first membership test or listing, by which time both modules exist.
+    """
+
+    def __init__(self, ref: str):
+        module, _, attr = ref.partition(":")
+        if not module or not attr:
+            raise ValueError(f"expected 'package.module:REGISTRY', got {ref!r}")
+        self.ref, self._module, self._attr = ref, module, attr
+
+    @property
+    def registry(self) -> Registry:
+        return getattr(importlib.import_module(self._module), self._attr)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.registry.list())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.registry
+
+    def __len__(self) -> int:
+        return len(self.registry)
+
+    def __repr__(self) -> str:
+        return f"RegistryNames({self.ref!r})"

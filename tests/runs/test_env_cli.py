@@ -10,7 +10,7 @@ from tests.conftest import REPO_ROOT
 @pytest.mark.parametrize("value", ["abc", "0", "-1"])
 def test_bad_max_jobs_is_one_line_and_creates_nothing(value, runs_dir):
     env = {"WORKBENCH_MAX_JOBS": value, "WORKBENCH_RUNS": str(runs_dir), "PATH": "/usr/bin:/bin"}
-    for argv in (["runs", "list"], ["train", "configs/geolocator-demo.yaml", "--detach"]):
+    for argv in (["runs", "list"], ["train", "geolocator-demo", "--detach"]):
         proc = subprocess.run([sys.executable, "-m", "workbench", *argv], cwd=REPO_ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr

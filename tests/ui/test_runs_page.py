@@ -151,17 +151,17 @@ def test_invalid_value_shows_error_and_creates_no_run(env):
 def test_preset_fills_the_form(env, tmp_path, monkeypatch):
     configs = tmp_path / "configs"
     configs.mkdir()
-    (configs / "toy_quick.yaml").write_text("kind: toy\nsleep_s: 0.02\ntrain:\n  lr: 3.0e-4\n  max_epochs: 3\n")
-    monkeypatch.setattr("workbench.ui.forms.CONFIGS", configs)
+    (configs / "toy_quick").write_text("kind: toy\nsleep_s: 0.02\ntrain:\n  lr: 3.0e-4\n  max_epochs: 3\n")
+    monkeypatch.setattr("workbench.lines.presets", lambda: {"toy_quick": configs / "toy_quick"})
     at = page()
     preset = at.selectbox(key="launch_preset::toy")
-    assert preset.options == [NO_PRESET, "toy_quick.yaml"]
-    preset.set_value("toy_quick.yaml").run()
+    assert preset.options == [NO_PRESET, "toy_quick"]
+    preset.set_value("toy_quick").run()
     assert not at.exception
-    assert field(at, "text_input", "train.lr", "toy_quick.yaml").value == "0.0003"
-    assert field(at, "number_input", "train.max_epochs", "toy_quick.yaml").value == 3
-    assert field(at, "text_input", "sleep_s", "toy_quick.yaml").value == "0.02"
-    assert field(at, "number_input", "train.batch_size", "toy_quick.yaml").value == 32
+    assert field(at, "text_input", "train.lr", "toy_quick").value == "0.0003"
+    assert field(at, "number_input", "train.max_epochs", "toy_quick").value == 3
+    assert field(at, "text_input", "sleep_s", "toy_quick").value == "0.02"
+    assert field(at, "number_input", "train.batch_size", "toy_quick").value == 32
 
 
 def test_no_kinds_shows_info(env, monkeypatch):

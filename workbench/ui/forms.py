@@ -19,7 +19,6 @@ import streamlit as st
 
 from workbench.config import field_docs, flatten, read_yaml, to_dict
 from workbench.errors import WorkbenchError
-from workbench.paths import CONFIGS
 
 RUN_SECTION = "run"  # top-level fields (name, seed, kind-specific scalars)
 LAST_SECTIONS = ("train",)  # shared trainer settings go after the kind's own sections
@@ -80,6 +79,8 @@ def help_text(doc: Mapping) -> str:
         lines.append(f"Unit: {doc['unit']}.")
     if doc.get("choices"):
         lines.append(f"One of: {', '.join(f'`{c}`' for c in doc['choices'])}.")
+    for selector, allowed in (doc.get("applies") or {}).items():
+        lines.append(f"Only with `{selector}` = {' / '.join(f'`{a}`' for a in allowed)}.")
     lines.append(f"`{doc['key']}` · default `{as_text(doc['default'])}`")
     return "\n\n".join(lines)
 
@@ -105,19 +106,19 @@ def as_override(doc: Mapping, value: Any) -> str:
     return f"{doc['key']}={as_text(value)}"
 
 
-def presets(kind: str, configs_dir: Path = CONFIGS) -> dict[str, Path]:
-    """YAML presets under ``configs_dir`` (recursively) whose ``kind`` is ``kind``, by name
-    relative to ``configs_dir``. Unreadable files are skipped (the CLI reports them)."""
+def presets(kind: str) -> dict[str, Path]:
+    """Every line's YAML presets (``workbench.lines.presets``) whose ``kind`` is ``kind``, by
+    name. Unreadable files are skipped (the CLI reports them)."""
+    from workbench import lines
+
     found = {}
-    if not Path(configs_dir).is_dir():
-        return found
-    for path in sorted(Path(configs_dir).rglob("*.y*ml")):
+    for name, path in lines.presets().items():
         try:
             data = read_yaml(path)
         except WorkbenchError:
             continue
         if data.get("kind") == kind:
-            found[str(path.relative_to(configs_dir))] = path
+            found[name] = path
     return found
 
 
@@ -149,8 +150,8 @@ def widget_key(kind: str, preset: str, key: str) -> str:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def _cached_presets(kind: str, configs_dir: str) -> dict[str, Path]:
-    return presets(kind, Path(configs_dir))
+def _cached_presets(kind: str) -> dict[str, Path]:
+    return presets(kind)
 
 
 def config_widget(doc: Mapping, default: Any, key: str) -> None:
@@ -172,18 +173,17 @@ def config_widget(doc: Mapping, default: Any, key: str) -> None:
         st.text_input(label, value=as_text(default), key=key, help=help_)
 
 
-def launch_form(kind: str, on_submit: Callable[[Any], None], columns: int = 3,
-                configs_dir: Path | None = None) -> None:
+def launch_form(kind: str, on_submit: Callable[[Any], None], columns: int = 3) -> None:
     """Preset picker + the generated form for ``kind``. On submit, the config is built and
     validated; a ConfigError (naming the key and its valid range) is shown in an error box
     under the button, a valid config goes to ``on_submit(cfg)`` (which may raise
     WorkbenchError, shown the same way). The main sections start expanded."""
-    configs_dir = Path(configs_dir or CONFIGS)
-    names = [NO_PRESET, *_cached_presets(kind, str(configs_dir))]
+    found = _cached_presets(kind)
+    names = [NO_PRESET, *found]
     preset = st.selectbox("Start from", names, key=f"launch_preset::{kind}",
-                          help=f"YAML presets in {configs_dir} whose kind is '{kind}'")
+                          help=f"the research lines' YAML presets (workbench/lines/*/configs) whose kind is '{kind}'")
     try:
-        path = None if preset == NO_PRESET else configs_dir / preset
+        path = found.get(preset)
         defaults = form_defaults(kind, path)
     except WorkbenchError as exc:
         st.error(f"preset {preset}: {exc}. Showing the defaults instead.")

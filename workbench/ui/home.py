@@ -17,6 +17,7 @@ from workbench.ui.fmt import fmt_count
 
 DATA_ROOT = REPO_ROOT / "data"
 PAGES_DIR = REPO_ROOT / "pages"
+CORE_SECTION = "Workbench"
 BUILD_DEMO = "python -m workbench data build-demo"
 MAKE_APP = "make app"
 # What each demo dataset is for (datasets themselves come from workbench.data.demo's registry)
@@ -187,18 +188,54 @@ def home_page() -> None:
         jobs_section()
 
 
-def navigation_pages() -> list:
-    """``st.navigation``'s pages: Home (labelled "Home", at the app's root URL), then every
-    script in pages/ in Streamlit's order. A file page keeps the URL path Streamlit gives
-    it without navigation ("pages/1_Runs.py" -> /Runs), so links and bookmarks still work."""
+def page_sections(pages_dir: Path = PAGES_DIR) -> tuple[dict[str, list[Path]], str | None]:
+    """({section title: page files}, error): the core's pages (every file in pages/ that no
+    line claims), then one section per research line with the pages it declares
+    (``workbench.lines``), in the lines' order. A plugin that cannot be imported drops out
+    with its one-line error instead of taking the app down."""
+    from workbench import lines
+    from workbench.errors import WorkbenchError
+
+    try:
+        found, error = lines.lines(), None
+    except WorkbenchError as exc:
+        found, error = [line for line in lines.lines_builtin()], str(exc)
+    claimed = {p.resolve() for line in found for p in line.pages}
+    sections = {CORE_SECTION: [p for p in page_files(pages_dir) if p.resolve() not in claimed]}
+    for line in found:
+        pages = [p for p in line.pages if p.is_file()]
+        if pages:
+            sections.setdefault(line.title, []).extend(pages)
+    return sections, error
+
+
+def page_ref(path: Path) -> str:
+    """What st.Page / st.page_link take: "pages/<name>" for a file in pages/ (so it keeps
+    the URL path Streamlit gives it without navigation: "pages/1_Runs.py" -> /Runs), the
+    absolute path for a page a plugin line ships in its own folder."""
+    path = Path(path)
+    return f"pages/{path.name}" if path.resolve().parent == PAGES_DIR.resolve() else str(path.resolve())
+
+
+def navigation_pages() -> dict[str, list]:
+    """``st.navigation``'s sections: the core (Home, at the app's root URL and titled
+    "Home", then the core pages) and one section per research line."""
+    sections, error = page_sections()
+    if error:
+        st.error(error)
     home = st.Page(home_page, title="Home", default=True)
-    return [home, *(st.Page(f"pages/{path.name}") for path in page_files(PAGES_DIR))]
+    out = {CORE_SECTION: [home, *(st.Page(page_ref(p)) for p in sections.pop(CORE_SECTION))]}
+    out.update({title: [st.Page(page_ref(p)) for p in files] for title, files in sections.items()})
+    return out
 
 
 def page_links() -> None:
-    """A link to every page script in pages/ (new pages appear without editing Home)."""
-    files = page_files(PAGES_DIR)
-    if not files:
+    """A link to every page, grouped like the sidebar (new pages appear without editing Home)."""
+    sections, _ = page_sections()
+    if not any(sections.values()):
         st.caption("No pages yet.")
-    for path in files:
-        st.page_link(f"pages/{path.name}", label=page_label(path))
+    for title, files in sections.items():
+        if files:
+            st.caption(title)
+        for path in files:
+            st.page_link(page_ref(path), label=page_label(path))
