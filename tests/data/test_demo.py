@@ -14,7 +14,6 @@ from workbench.data.demo_patches import (
     gallery_latlon,
     load_bluemarble,
     load_geo_patches,
-    split_by_cell,
 )
 from workbench.data.demo_photos import SAMPLE_PHOTOS
 from workbench.data.exif import read_exif_gps
@@ -175,17 +174,3 @@ def test_crop_wraps_the_antimeridian_and_clamps_at_the_poles():
     assert tile[:, 0, 0].tolist() == [h // 2 - 2, h // 2 - 1, h // 2, h // 2 + 1]
     tile = crop_tiles(raster, np.array([90.0]), np.array([0.0]), 4)[0]  # rows past the pole
     assert tile[:, 0, 0].tolist() == [0, 0, 0, 1]
-
-
-def test_split_by_cell_groups_cells_and_balances_points():
-    rng = np.random.default_rng(1)
-    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, 20000)))
-    lon = rng.uniform(-180, 180, 20000)
-    split, cells = split_by_cell(lat, lon, level=5, seed=3)
-    assert (pd.Series(split).groupby(cells).nunique() == 1).all()
-    fractions = pd.Series(split).value_counts(normalize=True)
-    assert fractions.to_dict() == pytest.approx({"train": 0.8, "val": 0.1, "test": 0.1},
-                                                abs=0.01)
-    again, _ = split_by_cell(lat, lon, level=5, seed=3)
-    assert np.array_equal(split, again)
-    assert not np.array_equal(split, split_by_cell(lat, lon, level=5, seed=4)[0])

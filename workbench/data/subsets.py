@@ -23,6 +23,7 @@ from workbench.data.catalog import (
 )
 from workbench.errors import ConfigError, InputError
 from workbench.geo import Partition
+from workbench.io import atomic_path
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,8 @@ def make_overfit_subset(dataset: DatasetInfo | str | Path, partition: Partition,
     per_class = np.bincount(labels[labels >= 0], minlength=len(partition))
     target = Path(path) if path is not None else overfit_subset_path(info, int(k))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    table.iloc[chosen].to_csv(tmp, index=False)
-    tmp.replace(target)  # a reader never sees half a file
+    with atomic_path(target) as tmp:  # a reader never sees half a file
+        table.iloc[chosen].to_csv(tmp, index=False)
     return OverfitSubset(path=target, k=int(k), n_rows=int(chosen.size),
                          n_classes=int((per_class > 0).sum()),
                          n_short=int(((per_class > 0) & (per_class < k)).sum()),

@@ -34,6 +34,7 @@ from workbench.geo.s2 import (
     token_to_cell_id,
 )
 from workbench.geo.validate import to_numpy, validate_latlon
+from workbench.io import atomic_path
 
 _HEADER = "# workbench S2 partition"
 _COLUMNS = ["token", "level", "count", "lat", "lon", "center_lat", "center_lon"]
@@ -133,11 +134,9 @@ class Partition:
         params = f"t_min={self.t_min} t_max={self.t_max} min_level={self.min_level} " \
                  f"max_level={self.max_level} n_points={self.n_points}"
         table = self.cells.drop(columns=["cell_id"])
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:  # a reader never sees half a file
             fh.write(f"{_HEADER} {params}\n")
             table.to_csv(fh, index=False, float_format="%.10f")
-        tmp.replace(path)  # atomic: a reader never sees half a file
         return path
 
     @classmethod

@@ -15,13 +15,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from workbench.errors import ConfigError, NotFoundError, RunStateError, WorkbenchError
+from workbench.io import write_text
 
 STATES = ("queued", "running", "stopped", "failed", "crashed", "done")
 ACTIVE_STATES = ("queued", "running")
@@ -49,14 +49,7 @@ def make_run_id(kind: str, name: str = "", now: dt.datetime | None = None) -> st
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temp file in the same directory, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 class Run:

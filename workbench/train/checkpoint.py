@@ -5,9 +5,7 @@ restore every generator and end bit-identical to an uninterrupted one on CPU.
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import numpy as np
 import torch
 
 from workbench.errors import NotFoundError, WorkbenchError
+from workbench.io import atomic_path
 
 
 def rng_state() -> dict[str, Any]:
@@ -43,15 +42,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """Write to a temp file beside ``path`` and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

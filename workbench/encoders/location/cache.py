@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from workbench.encoders.location.base import LocationEncoder, create_location_encoder
 from workbench.errors import InputError
 from workbench.geo import validate_latlon
+from workbench.io import atomic_path
 from workbench.paths import REPO_ROOT
 from workbench.runs import progress
 
@@ -97,9 +97,6 @@ def encode_cached(
     if path.is_file():
         return np.load(path)
     features = encode(model, array, batch_size=batch_size)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, features)
-    os.replace(tmp, path)
     return features

@@ -104,7 +104,7 @@ def ensure_splits(frame: pd.DataFrame, val_fraction: float, seed: int,
         return frame
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-    from workbench.data.demo_patches import split_by_cell
+    from workbench.geo.splits import split_by_cell
 
     split, _ = split_by_cell(frame["lat"].to_numpy(), frame["lon"].to_numpy(), level=4, seed=seed,
                              fractions=(1.0 - val_fraction, val_fraction, 0.0))

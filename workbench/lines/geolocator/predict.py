@@ -87,7 +87,7 @@ class Prediction:
 
 def reverse_geocode(lat: np.ndarray, lon: np.ndarray):
     """Nearest GeoNames place (population > 1000) per point: frame with place, country, place_km."""
-    from workbench.data.demo_patches import nearest_places
+    from workbench.geo.places import nearest_places
 
     return nearest_places(np.atleast_1d(np.asarray(lat, np.float64)), np.atleast_1d(np.asarray(lon, np.float64)))
 

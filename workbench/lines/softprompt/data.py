@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from workbench.errors import ConfigError, NotFoundError
-from workbench.geo import s2_cell_ids
+from workbench.geo.splits import held_out_cells
 from workbench.paths import REPO_ROOT
 from workbench.runs.progress import set_phase
 from workbench.lines.softprompt.models import location_encoder_kwargs
@@ -54,21 +54,9 @@ def load_cities(path: str | Path, max_cities: int = 0, min_population: int = 0) 
 
 
 def s2_split(lat: Any, lon: Any, level: int = 5, val_fraction: float = 0.2, seed: int = 0) -> np.ndarray:
-    """Boolean mask [N]: True for held-out points, chosen as whole S2 cells of ``level``.
-
-    Cells are visited in a seeded random order and added to the held-out side until it
-    holds ``val_fraction`` of the points, so the fraction is met closely however unequal
-    the cells are. Same inputs -> same split.
-    """
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-    cells = s2_cell_ids(lat, lon, level)
-    unique, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
-    order = np.random.default_rng(seed).permutation(len(unique))
-    before = np.cumsum(counts[order]) - counts[order]  # points already held out when a cell is visited
-    held = np.zeros(len(unique), dtype=bool)
-    held[order[before < val_fraction * len(cells)]] = True
-    return held[inverse.ravel()]
+    """Boolean mask [N]: True for held-out cities, whole S2 cells of ``level``
+    (``workbench.geo.splits.held_out_cells``)."""
+    return held_out_cells(lat, lon, level, val_fraction, seed)
 
 
 class CityTargetDataset(Dataset):

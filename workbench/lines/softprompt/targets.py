@@ -10,7 +10,6 @@ well under a second afterwards (without importing transformers).
 from __future__ import annotations
 
 import hashlib
-import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from workbench.encoders.text import create_text_encoder, text_encoder_class
 from workbench.errors import ConfigError
+from workbench.io import atomic_path
 from workbench.lines.softprompt.config import DEFAULT_TEMPLATE, PROMPT_FIELDS, template_fields  # noqa: F401
 from workbench.paths import REPO_ROOT
 
@@ -85,8 +85,6 @@ def load_targets(prompts: Sequence[str], encoder: str = "minilm", max_tokens: in
     model = create_text_encoder(encoder, encoder_path)
     states, mask = model.encode(list(prompts), max_tokens)
     states = states.half()
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save({"states": states, "mask": mask, "prompts_key": key}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"states": states, "mask": mask, "prompts_key": key}, tmp)
     return Targets(states, mask, encoder, path)
