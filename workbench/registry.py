@@ -44,6 +44,10 @@ class Registry(Generic[T]):
     def list(self) -> list[str]:
         return sorted(self._entries)
 
+    def names(self) -> list[str]:
+        """The names in the order they were registered: a line lists its default first."""
+        return list(self._entries)
+
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
@@ -75,7 +79,7 @@ class RegistryNames:
         return getattr(importlib.import_module(self._module), self._attr)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.registry.list())
+        return iter(self.registry.names())
 
     def __contains__(self, name: object) -> bool:
         return name in self.registry

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from workbench import lines
 from workbench.config import to_dict
 from workbench.errors import ConfigError
 from workbench.experiments import build_config, load_kinds
@@ -86,20 +87,24 @@ def test_bad_values_raise_config_error(key, value, message):
         config_from_form("toy", {key: value}, docs)
 
 
-def test_presets_filter_by_kind_and_fill_defaults(tmp_path):
+def test_presets_filter_by_kind_and_fill_defaults(tmp_path, monkeypatch):
     (tmp_path / "toy_fast.yaml").write_text("kind: toy\nsleep_s: 0.01\ntrain:\n  lr: 3.0e-4\n  max_epochs: 2\n")
     (tmp_path / "other.yaml").write_text("kind: geolocator\n")
     (tmp_path / "broken.yaml").write_text("kind: toy\n  bad: [\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "toy_bad.yaml").write_text("kind: toy\ntrain:\n  optimizer: nadam\n")
-    found = presets("toy", tmp_path)
-    assert sorted(found) == ["sub/toy_bad.yaml", "toy_fast.yaml"]
-    defaults = form_defaults("toy", found["toy_fast.yaml"])
+    files = {"toy_fast": tmp_path / "toy_fast.yaml", "other": tmp_path / "other.yaml",
+             "broken": tmp_path / "broken.yaml", "sub/toy_bad": tmp_path / "sub" / "toy_bad.yaml"}
+    monkeypatch.setattr(lines, "presets", lambda: files)
+    found = presets("toy")
+    assert sorted(found) == ["sub/toy_bad", "toy_fast"]
+    defaults = form_defaults("toy", found["toy_fast"])
     assert defaults["train.lr"] == 3e-4 and defaults["train.max_epochs"] == 2 and defaults["sleep_s"] == 0.01
     assert defaults["train.batch_size"] == 32  # untouched keys keep the dataclass default
     with pytest.raises(ConfigError, match="nadam"):
-        form_defaults("toy", found["sub/toy_bad.yaml"])
-    assert presets("toy", tmp_path / "missing") == {}
+        form_defaults("toy", found["sub/toy_bad"])
+    monkeypatch.setattr(lines, "presets", lambda: {})
+    assert presets("toy") == {}
 
 
 # -- ranges, units and open sections ----------------------------------------------------------

@@ -37,10 +37,12 @@ def form_fields(kind: str) -> list[dict]:
 
 def open_sections(kind: str) -> tuple[str, ...]:
     """Sections the form shows expanded: the top-level fields and the kind's main sections
-    (``main_sections`` of its config class, e.g. data / model / train)."""
+    (``main_sections`` of its config class, e.g. data / model / train) that the config has;
+    a plugin line without, say, a ``model`` section keeps the default declaration."""
     from workbench.experiments import config_class
 
-    return (RUN_SECTION, *config_class(kind).main_sections)
+    present = form_sections(form_fields(kind))
+    return (RUN_SECTION, *(s for s in config_class(kind).main_sections if s in present))
 
 
 def form_sections(docs: list[dict]) -> dict[str, list[dict]]:

@@ -105,3 +105,46 @@ def test_display_helpers_use_one_unit_per_kind_and_no_none(frame, partition):
 
     caption = ea.error_caption(1234.6, "a", "b", None, ["a", "b"], [0.6549, 0.0004])
     assert caption == "**1,235 km** · true `a` → predicted `b`  \n  \ntop-5: a 65.5%, b 0.0%"
+
+
+def test_predictions_split_and_summary(frame, partition, tmp_path):
+    assert ea.predictions_split({"predictions_split": "test", "split": "val"}) == "test"
+    assert ea.predictions_split({"split": "val2"}) == "val2"
+    assert ea.predictions_split({}) == "val"
+    saved = ea.SavedPredictions(frame, partition, {"predictions_split": "test"}, tmp_path)
+    assert ea.predictions_summary(saved) == f"8 test images · {len(partition)} cells · `{tmp_path}`"
+
+
+def test_cell_filters_offer_every_true_or_predicted_cell(frame, partition):
+    options = ea.cell_filter_options(frame.iloc[:4])  # cells 0, 1, 2 as true or predicted
+    assert options[0] == ea.ALL_CELLS == "(all)"
+    assert options[1:] == sorted(partition.cells["token"].tolist()[:3])
+    assert ea.cell_filter(ea.ALL_CELLS) is None and ea.cell_filter(options[1]) == options[1]
+    only = ea.worst_errors(frame, 12, ea.cell_filter(options[1]), ea.cell_filter(ea.ALL_CELLS))
+    assert set(only["true_token"]) == {options[1]}
+
+
+def test_threshold_rows_are_the_table_by_row():
+    table = ea.metrics_table({"n": 10, "model": {"acc@750km": 0.5}, "oracle": {"acc@750km": 0.9}})
+    rows = ea.threshold_rows(table)
+    assert list(rows) == ["model", "oracle"] and rows["oracle"]["acc@750km"] == 0.9
+    assert set(rows["model"]) == set(ea.TABLE_COLUMNS)
+
+
+def test_gallery_items_in_order_with_images_maps_and_captions(frame, partition, tmp_path):
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"jpeg")
+    rows = ea.worst_errors(frame, 3).assign(path=[str(image), str(tmp_path / "gone.jpg"), ""],
+                                             place=["Somewhere", "", ""])
+    polygons = partition.polygons()
+    items = ea.gallery_items(rows, polygons)
+    assert [i.caption.split("**")[1] for i in items] == ["12,000 km", "9,000 km", "8,500 km"]  # worst first
+    assert [i.image for i in items] == [str(image), None, None]  # a missing file is no image
+    first = rows.iloc[0]
+    decoded = np.frombuffer(items[0].polygons, dtype=np.float64).reshape(len(items[0].probs), -1, 2)
+    np.testing.assert_array_equal(decoded, polygons[np.asarray(first["topk_cells"])])
+    assert items[0].probs == (0.7, 0.2) and items[0].pred == (1.0, 1.0) and items[0].true == (0.0, 0.0)
+    assert items[0].caption == ea.error_caption(first["distance_km"], first["true_token"], first["pred_token"],
+                                                "Somewhere", first["topk_tokens"], first["topk_probs"])
+    without_place = ea.gallery_items(ea.worst_errors(frame, 1), polygons)  # no path / place columns
+    assert without_place[0].image is None and "\n  \ntop-5" in without_place[0].caption

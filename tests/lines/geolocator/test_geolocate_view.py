@@ -164,3 +164,124 @@ def test_prediction_map_without_truth_has_only_the_prediction(demo):
 
     markers = next(c for c in m._children.values() if isinstance(c, PointLegend)).html
     assert "predicted point" in markers and "true location" not in markers
+
+
+# -- the user's choices: image, truth, map clicks, verdict ---------------------------------
+
+class _Upload:
+    """What st.file_uploader returns, as far as the page uses it."""
+
+    def __init__(self, data: bytes, name: str):
+        self.data, self.name = data, name
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def _sample(tmp_path, kind, data: bytes, name="x.jpg", lat=None, lon=None):
+    from workbench.lines.geolocator.samples import Sample
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    return Sample(kind, name, path, "somewhere", lat, lon)
+
+
+def test_choose_image_takes_the_upload_else_the_sample(tmp_path):
+    import hashlib
+
+    tile = _sample(tmp_path, "tile", _png(), "t.png", 10.0, 20.0)
+    chosen = view.choose_image(tile)
+    assert (chosen.data, chosen.name, chosen.what, chosen.sample) == (_png(), "t.png", "test tile", tile)
+    assert chosen.digest == hashlib.sha1(_png()).hexdigest() and chosen.is_tile
+    assert chosen.dataset_position == (10.0, 20.0)
+    photo = view.choose_image(_sample(tmp_path, "photo", b"jpeg bytes", "p.jpg"))
+    assert photo.what == "sample photo" and not photo.is_tile and photo.dataset_position is None
+    upload = view.choose_image(None, _Upload(b"mine", "holiday.jpg"))
+    assert (upload.data, upload.name, upload.what, upload.sample) == (b"mine", "holiday.jpg", "your upload", None)
+    assert view.choose_image(None, None) is None
+    assert view.no_image_message("upload") == "Upload an image to geolocate it."
+    assert view.no_image_message("tile") == view.no_image_message("photo") == "Pick an image to geolocate."
+
+
+def test_a_tile_is_scored_from_its_data_set_position_and_its_exif_is_never_read(tmp_path, monkeypatch):
+    tile = view.choose_image(_sample(tmp_path, "tile", _bad_gps_jpeg(), "t.jpg", 10.0, 20.0))
+    monkeypatch.setattr(view, "exif_position", lambda *a: pytest.fail("EXIF read for a tile"))
+    resolved = view.resolve_truth(tile, {"digest": tile.digest, "lat": 1.0, "lon": 2.0})
+    assert resolved.truth == view.Truth(10.0, 20.0, view.TRUTH_DATASET)
+    assert resolved.exif_problem is None  # its (invalid) EXIF GPS is not even looked at
+
+
+def test_a_photo_is_scored_from_exif_and_an_invalid_exif_asks_for_a_click(tmp_path):
+    from workbench.data.exif import read_exif_gps
+    from workbench.lines.geolocator.samples import PHOTOS_DIR
+
+    data = (PHOTOS_DIR / "summer_palace_beijing.jpg").read_bytes()
+    photo = view.choose_image(_sample(tmp_path, "photo", data, "palace.jpg"))
+    resolved = view.resolve_truth(photo, {"digest": photo.digest, "lat": 1.0, "lon": 2.0})
+    assert resolved.truth == view.Truth(*read_exif_gps(data), view.TRUTH_EXIF) and resolved.exif_problem is None
+
+    bad = view.choose_image(None, _Upload(_bad_gps_jpeg(), "pole.jpg"))
+    resolved = view.resolve_truth(bad, None)
+    assert resolved.truth is None and resolved.click is None
+    assert resolved.exif_problem == "EXIF GPS is invalid: latitude 95 is outside [-90, 90]"
+    clicked = view.resolve_truth(bad, {"digest": bad.digest, "lat": 1.0, "lon": 2.0})
+    assert clicked.truth == view.Truth(1.0, 2.0, view.TRUTH_CLICK)
+    assert clicked.exif_problem == resolved.exif_problem  # still said, next to the clicked truth
+
+
+def test_an_old_click_for_another_image_is_dropped():
+    lake = view.choose_image(None, _Upload(_png(), "lake.png"))
+    old = {"digest": "another image", "lat": 1.0, "lon": 2.0}
+    assert view.click_for_image(old, lake.digest) is None
+    assert view.click_for_image(None, lake.digest) is None
+    resolved = view.resolve_truth(lake, old)
+    assert resolved.truth is None and resolved.click is None
+    mine = {"digest": lake.digest, "lat": 1.0, "lon": 2.0}
+    assert view.click_for_image(mine, lake.digest) == mine
+
+
+def test_a_click_on_a_tiles_map_is_ignored_because_the_truth_is_the_data_set_position():
+    tile_truth = view.Truth(10.0, 20.0, view.TRUTH_DATASET)
+    assert view.click_action({"lat": 1.0, "lon": 2.0}, None, tile_truth) == view.CLICK_IGNORE
+    assert view.ignored_click_note(tile_truth) == ("Map clicks are ignored here: the true location comes from "
+                                                   "the test split's position.")
+    exif_truth = view.Truth(10.0, 20.0, view.TRUTH_EXIF)
+    assert view.click_action({"lat": 1.0, "lon": 2.0}, None, exif_truth) == view.CLICK_IGNORE
+
+
+def test_a_new_click_on_an_image_without_position_is_stored_once():
+    click = {"lat": 51.5, "lon": -0.12}
+    assert view.click_action(click, None, None) == view.CLICK_STORE
+    stored = view.bound_click("abc", click)
+    assert stored == {"digest": "abc", "lat": 51.5, "lon": -0.12}
+    truth = view.pick_truth(None, None, stored)
+    # the widget keeps returning its last click: once stored it is no news (no rerun loop) ...
+    assert view.click_action(click, stored, truth) is None
+    # ... a click elsewhere replaces the clicked truth
+    assert view.click_action({"lat": 48.85, "lon": 2.35}, stored, truth) == view.CLICK_STORE
+    assert view.click_action(None, stored, truth) is None and view.click_action(None, None, None) is None
+
+
+def test_confidence_verdict_levels_and_messages():
+    k = 54
+    peaked = np.r_[0.9, np.full(k - 1, 0.1 / (k - 1))]
+    level, message = view.confidence_verdict(view.assess_confidence(np.full(k, 1 / k), np.eye(4)[0], _reference()))
+    assert level == "warning" and message.startswith("**Low confidence**: the distribution is near uniform")
+    assert message.endswith(".")
+    both = view.assess_confidence(np.full(k, 1 / k), np.eye(4)[2], _reference())
+    assert view.confidence_verdict(both)[1].count("; ") == 1  # both reasons, joined
+
+    unknown = view.assess_confidence(peaked, np.eye(4)[2], None, note="data CSV not found: x.csv")
+    level, message = view.confidence_verdict(unknown)
+    assert level == "info"
+    assert message.startswith(f"Peaked (spread as if over {unknown.effective_cells:.0f} of 54 cells)")
+    assert message.endswith("Out-of-distribution check unavailable: data CSV not found: x.csv")
+    assert view.ood_caption(unknown) is None
+
+    fine = view.assess_confidence(peaked, np.eye(4)[0], _reference())
+    level, message = view.confidence_verdict(fine)
+    assert level == "success" and message.startswith("Not flagged: peaked enough")
+    assert "below the threshold 0.5" in message
+    caption = view.ood_caption(fine)
+    assert caption.startswith("Out of distribution = mean cosine distance of the image's features to its 5 nearest")
+    assert "above the 99% quantile" in caption and caption.endswith("reference: toy reference.")

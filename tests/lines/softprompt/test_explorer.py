@@ -93,3 +93,42 @@ def test_sources_list_bundles_and_softprompt_runs(bundle_folder, tmp_path):
     assert explorer.click_report(em, 10, 10)["nearest_cities"] == []
     with pytest.raises(WorkbenchError, match="no softprompt checkpoint at 'nope'"):
         explorer.resolve_source("nope", store.root)
+
+
+def test_side_by_side_choices_never_repeat_the_first_model():
+    labels = ["checkpoint: a", "run: b", "run: c"]
+    assert explorer.compare_options(labels, "run: b") == [explorer.NO_COMPARISON, "checkpoint: a", "run: c"]
+    assert explorer.NO_COMPARISON == "(none)"
+    assert explorer.selected_labels("run: b", explorer.NO_COMPARISON) == ["run: b"]
+    assert explorer.selected_labels("run: b", "run: c") == ["run: b", "run: c"]
+
+
+def test_report_texts_name_the_model_and_its_mixture(em):
+    assert explorer.model_caption(em) == (f"softprompt · sequence [{em.model.seq_len}, {em.model.token_dim}] from "
+                                          f"{em.cfg.targets.encoder} · K = 6")
+    report = explorer.click_report(em, 41.9, 12.5)
+    assert explorer.mixture_title(report) == "6 mixture weights (sum 100.0%)"
+
+
+def test_texts_for_a_model_without_a_dictionary(tmp_path):
+    folder = tmp_path / "direct"
+    folder.mkdir()
+    write_bundle_folder(folder, arch="direct")
+    em = explorer.load_source(folder)
+    assert explorer.model_caption(em).endswith("· K = —")
+    assert explorer.no_mixture_note(em) == ("'direct' has no dictionary, so there are no mixture weights; "
+                                            "its nearest cities are below.")
+    assert explorer.atlas_unavailable_note(em) == "The atlas needs a dictionary model; checkpoint: direct is 'direct'."
+
+
+def test_atlas_layer_is_the_grid_with_a_tooltip_per_cell(em):
+    layer = explorer.atlas_layer(em, 30.0)
+    grid = explorer.atlas_grid(em, 30.0)
+    np.testing.assert_array_equal(layer["dominant"], grid["dominant"])
+    assert len(layer["tooltips"]) == len(grid["dominant"]) == 72
+    e = int(grid["dominant"][0])
+    assert layer["tooltips"][0] == (f"entry {e} ({100 * grid['weight'][0]:.1f}%): "
+                                    + " / ".join(explorer.meaning_labels(em, 2)[e]))
+    n = len(set(grid["dominant"].tolist()))
+    assert explorer.atlas_note(em, layer) == (f"{n} of 6 entries dominate somewhere on this grid; "
+                                              "hover a cell for its entry and the prompts nearest to it.")

@@ -21,6 +21,8 @@ from workbench.paths import REPO_ROOT
 from workbench.ui.fmt import fmt_count, fmt_frame, fmt_km, fmt_num, fmt_pct
 
 SUMMARY_ROWS = ("model", "oracle", "most_frequent_cell")
+ALL_CELLS = "(all)"  # the cell filters' "no filter" choice
+IMAGE_MISSING = "image not available (build the data: python -m workbench data build-demo)"
 TABLE_COLUMNS = ["n", *[accuracy_key(t) for t in DEFAULT_THRESHOLDS_KM], "geoguessr", "median_km", "mean_km",
                  "cell_top1", "cell_top5", "macro_f1"]
 
@@ -176,3 +178,64 @@ def error_caption(distance_km: float, true_token: str, pred_token: str, place: s
     return (f"**{fmt_km(distance_km)}** · true `{true_token}` → predicted `{pred_token}`  \n"
             f"{place or ''}  \ntop-{top}: {guesses}")
 
+
+
+# -- what the Errors page selects and lays out --------------------------------------------
+
+def predictions_split(metrics: dict[str, Any]) -> str:
+    """The split the saved predictions are of: metrics.json's predictions_split, else its
+    split, else "val"."""
+    return metrics.get("predictions_split") or metrics.get("split") or "val"
+
+
+def predictions_summary(saved: SavedPredictions) -> str:
+    """"311 test images · 54 cells · `<folder>`" (markdown)."""
+    split = predictions_split(saved.metrics)
+    return (f"{fmt_count(len(saved.frame))} {split} images · {fmt_count(len(saved.partition))} cells · "
+            f"`{saved.folder}`")
+
+
+def threshold_rows(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``metrics_table`` as {row name: {column: value}} (what ``thresholds_figure`` takes)."""
+    return {name: row.to_dict() for name, row in table.iterrows()}
+
+
+def cell_filter_options(frame: pd.DataFrame) -> list[str]:
+    """The cell filters' choices: ALL_CELLS, then every true or predicted cell token, sorted."""
+    return [ALL_CELLS] + sorted(set(frame["true_token"]) | set(frame["pred_token"]))
+
+
+def cell_filter(choice: str) -> str | None:
+    """A cell filter's choice as ``worst_errors`` takes it: None for ALL_CELLS, else the token."""
+    return None if choice == ALL_CELLS else choice
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """One tile of the worst-errors gallery: the image (None: not on disk), the inputs of
+    the small map (the top-k cells' polygons as float64 bytes [k, 4, 2], their
+    probabilities, the predicted and true (lat, lon)) and the caption (markdown)."""
+
+    image: str | None
+    polygons: bytes
+    probs: tuple[float, ...]
+    pred: tuple[float, float]
+    true: tuple[float, float]
+    caption: str
+
+
+def gallery_items(rows: pd.DataFrame, polygons: np.ndarray) -> list[GalleryItem]:
+    """The gallery of ``rows`` (from ``worst_errors``), in their order; ``polygons`` [K, 4, 2]
+    is the partition's."""
+    items = []
+    for row in rows.itertuples(index=False):
+        path = getattr(row, "path", None)
+        cells = np.asarray(row.topk_cells, dtype=np.int64)
+        items.append(GalleryItem(
+            image=path if path and Path(path).is_file() else None,
+            polygons=polygons[cells].tobytes(),
+            probs=tuple(np.asarray(row.topk_probs, float).tolist()),
+            pred=(row.pred_lat, row.pred_lon), true=(row.true_lat, row.true_lon),
+            caption=error_caption(row.distance_km, row.true_token, row.pred_token, getattr(row, "place", ""),
+                                  row.topk_tokens, row.topk_probs)))
+    return items

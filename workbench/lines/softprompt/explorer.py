@@ -314,3 +314,55 @@ def cities_table(report: dict[str, Any]) -> pd.DataFrame:
 def param_counts_caption(counts: dict[str, Any]) -> str:
     """"parameters: trainable 738,624, ..." with exact counts."""
     return "parameters: " + ", ".join(f"{k} {fmt_count(v)}" for k, v in counts.items())
+
+
+# -- what the Explorer page selects and lays out ------------------------------------------
+
+NO_COMPARISON = "(none)"  # the "side by side with" choice of no second model
+
+
+def compare_options(labels: list[str], first: str) -> list[str]:
+    """The "side by side with" choices: NO_COMPARISON, then every source but ``first``."""
+    return [NO_COMPARISON] + [x for x in labels if x != first]
+
+
+def selected_labels(first: str, second: str) -> list[str]:
+    """The sources to show, in column order: ``first``, and ``second`` unless NO_COMPARISON."""
+    return [first] + ([second] if second != NO_COMPARISON else [])
+
+
+def model_caption(em: ExplorerModel) -> str:
+    """"softprompt · sequence [77, 768] from clip-l · K = 64"."""
+    return (f"{em.cfg.model.arch} · sequence [{em.model.seq_len}, {em.model.token_dim}] from "
+            f"{em.cfg.targets.encoder} · K = {fmt_count(em.n_entries)}")
+
+
+def no_mixture_note(em: ExplorerModel) -> str:
+    """Why a model without a dictionary shows no weight bars."""
+    return (f"'{em.cfg.model.arch}' has no dictionary, so there are no mixture weights; "
+            "its nearest cities are below.")
+
+
+def mixture_title(report: dict[str, Any]) -> str:
+    """The bar chart's title for a ``click_report`` with weights: "64 mixture weights (sum 100.0%)"."""
+    return f"{report['k']} mixture weights (sum {fmt_pct(sum(report['weights']))})"
+
+
+def atlas_layer(em: ExplorerModel, step_deg: float = 5.0) -> dict[str, Any]:
+    """``atlas_grid`` plus tooltips [M]: each cell's dominant entry, its weight and the two
+    held-out prompts nearest to that entry."""
+    from workbench.lines.softprompt.figures import atlas_tooltips
+
+    grid = atlas_grid(em, step_deg)
+    grid["tooltips"] = atlas_tooltips(grid["dominant"], grid["weight"], meaning_labels(em, 2))
+    return grid
+
+
+def atlas_unavailable_note(em: ExplorerModel) -> str:
+    return f"The atlas needs a dictionary model; {em.source.label} is '{em.cfg.model.arch}'."
+
+
+def atlas_note(em: ExplorerModel, grid: dict[str, Any]) -> str:
+    """How many of the K entries dominate some cell of ``grid`` (an ``atlas_layer``)."""
+    return (f"{len(set(grid['dominant'].tolist()))} of {em.n_entries} entries dominate somewhere on this grid; "
+            "hover a cell for its entry and the prompts nearest to it.")
