@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from workbench.runs import JobManager, Run, RunStore
 from workbench.runs.jobs import process_start_time
 from workbench.ui import runs as runs_ui
-from workbench.ui.forms import NO_PRESET, widget_key
+from workbench.ui.forms import NO_PRESET, _cached_presets, widget_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(REPO_ROOT / "pages" / "1_Runs.py")
@@ -153,6 +153,7 @@ def test_preset_fills_the_form(env, tmp_path, monkeypatch):
     configs.mkdir()
     (configs / "toy_quick").write_text("kind: toy\nsleep_s: 0.02\ntrain:\n  lr: 3.0e-4\n  max_epochs: 3\n")
     monkeypatch.setattr("workbench.lines.presets", lambda: {"toy_quick": configs / "toy_quick"})
+    _cached_presets.clear()  # the page caches the preset list for 10 s across reruns
     at = page()
     preset = at.selectbox(key="launch_preset::toy")
     assert preset.options == [NO_PRESET, "toy_quick"]
