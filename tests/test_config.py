@@ -308,12 +308,12 @@ def test_config_choices_are_the_registries_names():
     from workbench.train.schedulers import OPTIMIZERS, SCHEDULERS
 
     docs = {kind: {d["key"]: d for d in field_docs(config_class(kind))} for kind in ("geolocator", "softprompt")}
-    assert docs["geolocator"]["model.head"]["choices"] == tuple(HEADS.list())
-    assert docs["softprompt"]["model.arch"]["choices"] == tuple(SEQUENCE_MODELS.list())
-    assert docs["softprompt"]["targets.encoder"]["choices"] == tuple(TEXT_ENCODERS.list())
-    assert docs["softprompt"]["features.location_encoder"]["choices"] == tuple(LOCATION_ENCODERS.list())
-    assert docs["softprompt"]["train.optimizer"]["choices"] == tuple(OPTIMIZERS.list())
-    assert docs["softprompt"]["train.scheduler"]["choices"] == tuple(SCHEDULERS.list())
+    assert docs["geolocator"]["model.head"]["choices"] == tuple(HEADS.names())
+    assert docs["softprompt"]["model.arch"]["choices"] == tuple(SEQUENCE_MODELS.names())
+    assert docs["softprompt"]["targets.encoder"]["choices"] == tuple(TEXT_ENCODERS.names())
+    assert docs["softprompt"]["features.location_encoder"]["choices"] == tuple(LOCATION_ENCODERS.names())
+    assert docs["softprompt"]["train.optimizer"]["choices"] == tuple(OPTIMIZERS.names())
+    assert docs["softprompt"]["train.scheduler"]["choices"] == tuple(SCHEDULERS.names())
 
 
 def test_a_newly_registered_entry_is_a_valid_choice_at_once(monkeypatch):
@@ -321,7 +321,7 @@ def test_a_newly_registered_entry_is_a_valid_choice_at_once(monkeypatch):
 
     monkeypatch.setitem(HEADS._entries, "linear2", linear_head)
     assert build_config({"kind": "geolocator"}, ["model.head=linear2"]).model.head == "linear2"
-    with pytest.raises(ConfigError, match=r"model.head: 'nope' is not valid. Choose one of \['linear', 'linear2', 'mlp'\]"):
+    with pytest.raises(ConfigError, match=r"model.head: 'nope' is not valid. Choose one of \['linear', 'mlp', 'linear2'\]"):
         build_config({"kind": "geolocator"}, ["model.head=nope"])
 
 
