@@ -127,7 +127,7 @@ def cmd_demo(args) -> int:
 @command("lr-find", "learning-rate range test for a config (suggested LR + plot)")
 def _lr_parser(sub):
     p = sub.add_parser("lr-find", help=_lr_parser.help)
-    p.add_argument("config", help="YAML config (e.g. configs/geolocator.yaml)")
+    p.add_argument("config", help="YAML config or preset name (e.g. geolocator-demo)")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
     p.add_argument("--start-lr", type=float, default=1e-6)
     p.add_argument("--end-lr", type=float, default=1.0)

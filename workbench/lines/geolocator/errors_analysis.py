@@ -179,7 +179,6 @@ def error_caption(distance_km: float, true_token: str, pred_token: str, place: s
             f"{place or ''}  \ntop-{top}: {guesses}")
 
 
-
 # -- what the Errors page selects and lays out --------------------------------------------
 
 def predictions_split(metrics: dict[str, Any]) -> str:

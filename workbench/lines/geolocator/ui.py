@@ -71,6 +71,13 @@ def preview(data: bytes):
     return image
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def samples(kind: str) -> list[Sample]:
+    """The committed test tiles ("tile") or sample photos ("photo"), read once a minute at
+    most rather than on every rerun."""
+    return sample_tiles() if kind == "tile" else sample_photos()
+
+
 def clear_truth() -> None:
     st.session_state.pop(CLICK_KEY, None)
     st.session_state[CLEARS_KEY] = st.session_state.get(CLEARS_KEY, 0) + 1
@@ -108,12 +115,12 @@ def model_picker(sources: list[Source]) -> Source:
 
 def image_picker() -> ImagePick:
     """Test tile, sample photo or upload; the upload box exists only once "Upload" is chosen."""
-    tiles, photos = sample_tiles(), sample_photos()
     kind = st.radio("Image", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="geolocate_source",
                     help=f"Test tile: {TILE_NOTE}, with its true position. Sample photo: {PHOTO_NOTE}. "
                          "Upload: your own image (its EXIF GPS, or a click on the map, is the true location).")
     sample = upload = None
     if kind == "tile":
+        tiles = samples("tile")
         if tiles:
             by_name = {s.name: s for s in tiles}
             sample = by_name[st.selectbox("Test tile", list(by_name), format_func=lambda n: by_name[n].label,
@@ -123,7 +130,7 @@ def image_picker() -> ImagePick:
             st.warning("No sample tiles in `assets/tiles`; rebuild them (see `assets/tiles/README.md`) or "
                        "pick a sample photo.")
     elif kind == "photo":
-        by_name = {s.name: s for s in photos}
+        by_name = {s.name: s for s in samples("photo")}
         sample = by_name[st.selectbox("Sample photo", list(by_name), format_func=lambda n: by_name[n].label,
                                       key="geolocate_photo")]
         st.caption(f"Sample photos are {PHOTO_NOTE}: street and close-up photos, and satellite views at a "

@@ -37,7 +37,7 @@ def model_sources() -> list[Source]:
     sources = explorer.list_sources()
     if not sources:
         st.info(f"No soft-prompt model found. The demo bundle belongs in `{explorer.DEMO_CHECKPOINT}`; "
-                "recreate it with `python -m workbench train configs/softprompt-demo.yaml` then "
+                "recreate it with `python -m workbench train softprompt-demo` then "
                 "`python -m workbench softprompt export-demo RUN_ID`, or launch a softprompt run on the Runs page.")
     return sources
 
