@@ -47,6 +47,12 @@ class Experiment:
     def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
         """Called before each epoch (also after a resume), e.g. to unfreeze a backbone."""
 
+    def place_data(self, device: torch.device) -> bool:
+        """Move in-memory datasets (built by ``build_datasets``) to ``device`` once, so that
+        batches are gathered there; return True if they now live on it (the Trainer then
+        does not pin host memory). The default keeps them where they are."""
+        return False
+
     def sample_weights(self, train_ds: Dataset) -> torch.Tensor | None:
         """Per-sample weights [N] for weighted sampling (class balancing); None = shuffle."""
         return None

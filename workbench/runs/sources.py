@@ -74,3 +74,27 @@ def list_sources(kind: str, runs_root: str | Path | None = None, checkpoints_roo
         runs = []
     out += [Source(f"run: {r.id}", "run", r.path) for r in runs if _run_kind(r.config_path) == kind]
     return [s for s in out if s.has(need)]
+
+
+def resolve_source(spec: str | Path, kind: str, runs_root: str | Path | None = None) -> Source:
+    """A source from a path (bundle folder or model file, run folder, a run's checkpoint
+    file) or a run id in the run store; NotFoundError naming what may be passed."""
+    from workbench.errors import NotFoundError, WorkbenchError
+    from workbench.runs import RunStore
+
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
+            return Source(f"run: {path.parent.parent.name}", "run", path)  # runs/<id>/checkpoints/x.pt
+        return Source(f"checkpoint: {path.parent.name}", "checkpoint", path)
+    if path.is_dir():
+        if (path / MODEL_FILE).is_file():
+            return Source(f"checkpoint: {path.name}", "checkpoint", path)
+        if (path / "checkpoints").is_dir():
+            return Source(f"run: {path.name}", "run", path)
+    try:
+        run = RunStore(runs_root).get(str(spec))
+    except WorkbenchError:
+        raise NotFoundError(f"no {kind} checkpoint at '{spec}': pass a bundle folder (e.g. "
+                            f"{CHECKPOINTS / f'{kind}-demo'}), a model.pt, a run folder or a run id") from None
+    return Source(f"run: {run.id}", "run", run.path)

@@ -113,6 +113,8 @@ class Trainer:
         if len(train_ds) == 0:
             raise WorkbenchError("the training set is empty; check the data paths and train.max_samples")
         self.train_ds: Dataset = train_ds
+        # in-memory datasets may move to the device once (then batches are gathered there)
+        self._data_on_device = bool(self.exp.place_data(self.device))
         self.val_ds: Dataset | None = val_ds
         self._set_phase("setup", "building the model")
         self.model = self.exp.build_model().to(self.device)
@@ -136,7 +138,7 @@ class Trainer:
         g = torch.Generator().manual_seed(self.cfg.seed * 7_919 + epoch)  # worker seeds
         return DataLoader(self.train_ds, batch_sampler=sampler, collate_fn=self.exp.collate,
                           num_workers=self.tc.num_workers, generator=g,
-                          pin_memory=self.device.type == "cuda")
+                          pin_memory=self.device.type == "cuda" and not self._data_on_device)
 
     def val_loader(self) -> DataLoader | None:
         if self.val_ds is None or len(self.val_ds) == 0:

@@ -30,6 +30,7 @@ from workbench.geo import haversine_km, validate_latlon
 from workbench.paths import CHECKPOINTS
 from workbench.runs.sources import Source
 from workbench.runs.sources import list_sources as core_sources
+from workbench.runs.sources import resolve_source as core_resolve_source
 from workbench.lines.softprompt.evaluate import prefix_scores
 from workbench.ui.fmt import MISSING, fmt_count, fmt_km, fmt_num, fmt_pct
 
@@ -46,24 +47,7 @@ def list_sources(runs_root: str | Path | None = None, checkpoints_root: str | Pa
 def resolve_source(spec: str | Path, runs_root: str | Path | None = None) -> Source:
     """A source from a path (bundle folder or file, run folder, Trainer checkpoint file)
     or a run id in the run store."""
-    path = Path(spec).expanduser()
-    if path.is_file():
-        if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
-            return Source(f"run: {path.parent.parent.name}", "run", path)  # runs/<id>/checkpoints/x.pt
-        return Source(f"checkpoint: {path.parent.name}", "checkpoint", path)
-    if path.is_dir():
-        if (path / BUNDLE_FILE).is_file():
-            return Source(f"checkpoint: {path.name}", "checkpoint", path)
-        if (path / "checkpoints").is_dir():
-            return Source(f"run: {path.name}", "run", path)
-    from workbench.runs import RunStore
-
-    try:
-        run = RunStore(runs_root).get(str(spec))
-    except WorkbenchError:
-        raise NotFoundError(f"no softprompt checkpoint at '{spec}': pass a bundle folder (e.g. {DEMO_CHECKPOINT}), "
-                            "a model.pt, a run folder or a run id") from None
-    return Source(f"run: {run.id}", "run", run.path)
+    return core_resolve_source(spec, "softprompt", runs_root)
 
 
 @functools.lru_cache(maxsize=2)
