@@ -268,7 +268,8 @@ def _data_parser(sub):
     p = sub.add_parser("data", help=_data_parser.help)
     ds = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = ds.add_parser("build-demo", help="build every missing demo dataset under data/ and static/")
-    b.add_argument("--only", nargs="*", help="dataset names to build (default: all)")
+    b.add_argument("--only", nargs="*", help="dataset names to build (default: all): cities, gallery, "
+                                              "geo-captions, geo-patches, photos, static")
     b.add_argument("--force", action="store_true", help="rebuild even if present")
     b.add_argument("--root", default="data", help="output directory (default: data)")
     p.set_defaults(func=cmd_data)

@@ -20,7 +20,7 @@ from workbench.data.exif import read_exif_gps
 from workbench.errors import NotFoundError
 from workbench.geo import s2_cell_ids
 
-SMALL = dict(n_patches=200, patch_size=32, seed=0)
+SMALL = dict(n_patches=200, patch_size=32, seed=0, caption_images=40, caption_tile_px=32, caption_encode_px=64)
 PATCH_COLUMNS = ["path", "lat", "lon", "split", "s2_cell", "land_fraction", "place", "city",
                  "admin1", "country", "place_km"]
 
@@ -41,7 +41,7 @@ def file_digests(folder):
 
 def test_every_dataset_is_built_with_a_manifest(built):
     root, report, lines = built
-    assert sorted(report) == DEMO_DATASETS.list() == ["cities", "gallery", "geo-patches",
+    assert sorted(report) == DEMO_DATASETS.list() == ["cities", "gallery", "geo-captions", "geo-patches",
                                                       "photos"]
     for name, entry in report.items():
         assert entry["status"] == "built"
@@ -174,3 +174,12 @@ def test_crop_wraps_the_antimeridian_and_clamps_at_the_poles():
     assert tile[:, 0, 0].tolist() == [h // 2 - 2, h // 2 - 1, h // 2, h // 2 + 1]
     tile = crop_tiles(raster, np.array([90.0]), np.array([0.0]), 4)[0]  # rows past the pole
     assert tile[:, 0, 0].tolist() == [0, 0, 0, 1]
+
+
+def test_build_demo_help_names_every_dataset(capsys):
+    from workbench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["data", "build-demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in [*DEMO_DATASETS.list(), "static"])

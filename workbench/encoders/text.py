@@ -214,3 +214,31 @@ def create_text_encoder(name: str, path: str | Path | None = None) -> TextEncode
     """Load the text encoder registered as ``name`` (``TEXT_ENCODERS.list()``)."""
     return TEXT_ENCODERS.get(name).load(path or None)
 
+
+@torch.no_grad()
+def sentence_embeddings(encoder: TextEncoder, texts: Sequence[str], batch_size: int = 256,
+                        max_tokens: int = 64) -> torch.Tensor:
+    """Sentence embeddings [N, D] float32 (CPU), unit L2 norm: the masked mean of the
+    encoder's per-token states, then L2-normalised (for ``minilm`` this equals the
+    sentence-transformers embedding of all-MiniLM-L6-v2).
+
+    Texts longer than ``max_tokens`` tokens are truncated. Texts are batched by length so
+    that a batch pads little; the result is in the input order and does not depend on
+    ``batch_size`` beyond float rounding.
+    """
+    L = encoder.seq_len(max_tokens)
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise InputError("texts must be a list of strings")
+    device = next(encoder.model.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths together
+    out = torch.zeros(len(texts), encoder.dim)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start:start + batch_size]
+        batch = encoder._tokenize([texts[i] for i in rows], L)
+        states = encoder._forward({k: v.to(device) for k, v in batch.items()}).float().cpu()  # [b, l, D]
+        mask = batch["attention_mask"].unsqueeze(-1).float()  # [b, l, 1]
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        out[torch.as_tensor(rows)] = torch.nn.functional.normalize(pooled, dim=-1)
+        progress.advance(start + len(rows), len(texts))  # a job's phase counters; else no-op
+    return out
+

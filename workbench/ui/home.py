@@ -24,6 +24,7 @@ MAKE_APP = "make app"
 DATASET_USES = {
     "cities": "GeoNames cities with names and population (softprompt, location encoders)",
     "gallery": "GPS gallery of 100K real photo locations (retrieval, probes)",
+    "geo-captions": "Blue Marble tiles with 5 generated captions each, pre-encoded (projection heads, retrieval)",
     "geo-patches": "Blue Marble image patches with lat/lon (geolocator, satclip)",
     "photos": "sample photos to geolocate",
 }
