@@ -24,7 +24,8 @@ def patches(tmp_path_factory):
 def config(patches, tmp, **flat):
     values = {"data.dir": str(patches / "geo-patches"), "data.image_size": 32, "data.crop": 32,
               "data.cache_dir": str(tmp / "cache"), "train.device": "cpu", "train.batch_size": 32,
-              "train.max_epochs": 4, "train.lr": 3e-3, "train.log_every": 2, "model.legendre_degrees": 4, **flat}
+              "train.max_epochs": 4, "train.lr": 3e-3, "train.log_every": 2, "model.legendre_degrees": 4,
+              "probe.points": 0, **flat}  # probes: only where a test asks for them (they take minutes)
     return build_config({"kind": "satclip"}, [f"{k}={v}" for k, v in values.items()])
 
 
@@ -87,3 +88,27 @@ def test_fine_tuning_runs_the_augmentations_and_resumes_exactly(patches, tmp_pat
     b = torch.load(part.checkpoint_dir / "last.pt", weights_only=True)["model"]
     assert any(k.startswith("backbone.") for k in a)  # the backbone is part of the model, trained
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_finished_run_writes_embeddings_and_the_probe_table(patches, tmp_path):
+    from workbench.contrastive.artifacts import read_embeddings
+
+    cfg = config(patches, tmp_path, **{"train.max_epochs": 2, "probe.points": 300, "probe.seeds": 2,
+                                       "probe.baselines": "[raw_latlon,sh10]"})
+    run = RunStore(tmp_path / "runs").create(cfg)
+    Trainer(create_experiment(cfg), run, progress_bar=False).fit()
+    metrics = json.loads((run.artifacts_dir / "metrics.json").read_text())
+    assert metrics["weights"] == "best" and {"val", "untrained", "probes"} <= set(metrics)
+    rows = metrics["probes"]
+    assert {r["encoder"] for r in rows} == {"satclip", "raw_latlon", "sh10"}
+    assert {"land", "continent", "coast_km", "relief", "greenness", "log_population"} <= {r["target"] for r in rows}
+    assert all(set(r) >= {"encoder", "target", "metric", "mean", "std"} for r in rows)
+    assert {r["metric"] for r in rows if r["target"] == "coast_km"} == {"r2"}
+    assert {r["metric"] for r in rows if r["target"] == "continent"} == {"accuracy"}
+    emb = read_embeddings(run.artifacts_dir / "embeddings")
+    assert set(emb.vectors) == {"image", "location"}
+    n = metrics["counts"]["val"]
+    assert emb.vectors["image"].shape == emb.vectors["location"].shape == (n, 256)
+    meta = emb.meta
+    assert {"lat", "lon", "country", "continent", "land_fraction", "split"} <= set(meta.columns)
+    assert (meta["continent"] != "").mean() > 0.5

