@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ import torch
 from workbench.config import from_dict, to_dict
 from workbench.errors import NotFoundError, WorkbenchError
 from workbench.lines.satclip.config import SatClipConfig
-from workbench.lines.satclip.models import SatClipModel
+from workbench.lines.satclip.models import SatClipModel, build_backbone, location_encoder_fn  # noqa: F401
 from workbench.paths import CHECKPOINTS
 from workbench.runs.sources import Source, list_sources as core_sources, resolve_source
 from workbench.train.bundle import load_bundle, save_bundle
@@ -39,8 +38,6 @@ def model_from_state(config: dict, state: dict) -> tuple[SatClipConfig, SatClipM
     feature_dim, in_chans = (int(v) for v in state["dims"])
     backbone = None
     if any(k.startswith("backbone.") for k in state):
-        from workbench.lines.satclip.experiment import build_backbone
-
         backbone, _ = build_backbone(from_dict(SatClipConfig, {**config, "model": {**config["model"], "weights": "none"}}),
                                      in_chans)
     model = SatClipModel(cfg, feature_dim, backbone, in_chans)
@@ -56,17 +53,6 @@ def load_model(spec: Source | str | Path, runs_root=None) -> tuple[Source, SatCl
     ckpt = load_bundle(file, kind="satclip")
     cfg, model = model_from_state(ckpt["config"], ckpt["model"])
     return source, cfg, model
-
-
-def location_encoder_fn(model: SatClipModel, batch: int = 8192) -> Callable[[np.ndarray], np.ndarray]:
-    """latlon [N, 2] degrees -> the model's location embeddings [N, d] (shared space)."""
-
-    @torch.no_grad()
-    def encode(latlon: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(latlon, np.float32))
-        return torch.cat([model.encode_location(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
-
-    return encode
 
 
 def export_run(run_id: str, out: Path, runs_root=None) -> dict:

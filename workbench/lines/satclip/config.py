@@ -11,6 +11,8 @@ from workbench.registry import RegistryNames
 
 LOCATION_ENCODERS = RegistryNames("workbench.encoders.location:LOCATION_ENCODERS")
 SOURCES = ("geo-patches", "s2-100k")
+# the frozen baselines ``probes.default_encoders`` builds (named here: the config imports only the core)
+PROBE_ENCODERS = ("raw_latlon", "geoclip", "rff", "sh10", "sh40", "sh40_siren")
 
 
 @dataclass
@@ -79,12 +81,10 @@ class SatClipConfig(RunConfig):
 
 
 def check_config(cfg: SatClipConfig) -> None:
-    from workbench.lines.satclip.probes import ENCODER_NAMES
-
     d, m = cfg.data, cfg.model
-    unknown = [name for name in cfg.probe.baselines if name not in ENCODER_NAMES]
+    unknown = [name for name in cfg.probe.baselines if name not in PROBE_ENCODERS]
     if unknown:
-        raise ConfigError(f"probe.baselines: unknown encoder(s) {unknown}. Available: {list(ENCODER_NAMES)}")
+        raise ConfigError(f"probe.baselines: unknown encoder(s) {unknown}. Available: {list(PROBE_ENCODERS)}")
     if d.crop > d.image_size:
         raise ConfigError(f"data.crop ({d.crop} px) must be <= data.image_size ({d.image_size} px)")
     if m.freeze_backbone and (d.crop != d.image_size or d.flips or d.blur_p):

@@ -21,32 +21,13 @@ from workbench.contrastive.retrieval import recall_mean, retrieval_metrics
 from workbench.experiments.base import EXPERIMENTS, Experiment
 from workbench.lines.satclip import data as sd
 from workbench.lines.satclip.config import SatClipConfig
-from workbench.lines.satclip.models import SatClipModel
+from workbench.lines.satclip.models import SatClipModel, build_backbone, location_encoder_fn
 from workbench.paths import REPO_ROOT
 
 
 def resolve(path: str | Path) -> Path:
     path = Path(path)
     return path if path.is_absolute() else REPO_ROOT / path
-
-
-class Normalize(nn.Module):
-    """Per-band (x - mean) / std in front of a backbone (its expected input statistics)."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[None, :, None, None])
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[None, :, None, None])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-def build_backbone(cfg: SatClipConfig, in_chans: int) -> tuple[nn.Module, int]:
-    from workbench.encoders.image import create_image_backbone
-
-    b = create_image_backbone(cfg.model.backbone, cfg.model.weights, in_chans=in_chans)
-    return nn.Sequential(Normalize(b.mean, b.std), b.model), b.num_features
 
 
 def load_tiles(cfg: SatClipConfig) -> dict:
@@ -187,7 +168,6 @@ class SatClipExperiment(Experiment):
 
 def run_location_probes(cfg: SatClipConfig, model: nn.Module) -> list[dict]:
     """The probe table of this model's location encoder beside the configured baselines."""
-    from workbench.lines.satclip.bundle import location_encoder_fn
     from workbench.lines.satclip.probe_targets import probe_targets, sample_probe_points
     from workbench.lines.satclip.probes import default_encoders, run_probes
 

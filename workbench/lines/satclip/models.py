@@ -9,6 +9,9 @@ With a frozen backbone the model takes cached features [B, F] instead of tiles.
 from __future__ import annotations
 
 import math
+from typing import Callable
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -87,3 +90,33 @@ class SatClipModel(nn.Module):
         out["image_norm"] = img.detach().norm(dim=-1).mean()
         out["location_norm"] = loc.detach().norm(dim=-1).mean()
         return out
+
+
+class Normalize(nn.Module):
+    """Per-band (x - mean) / std in front of a backbone (its expected input statistics)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[None, :, None, None])
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[None, :, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def build_backbone(cfg: SatClipConfig, in_chans: int) -> tuple[nn.Module, int]:
+    from workbench.encoders.image import create_image_backbone
+
+    b = create_image_backbone(cfg.model.backbone, cfg.model.weights, in_chans=in_chans)
+    return nn.Sequential(Normalize(b.mean, b.std), b.model), b.num_features
+
+
+def location_encoder_fn(model: SatClipModel, batch: int = 8192) -> Callable[[np.ndarray], np.ndarray]:
+    """latlon [N, 2] degrees -> the model's location embeddings [N, d] (shared space)."""
+
+    @torch.no_grad()
+    def encode(latlon: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(latlon, np.float32))
+        return torch.cat([model.encode_location(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
+
+    return encode

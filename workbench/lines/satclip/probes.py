@@ -52,7 +52,7 @@ MLP_BATCH = 256
 MLP_LR = 3e-3
 MLP_WD = 1e-4
 MIN_CSV_ROWS = 50
-ENCODER_NAMES = ("raw_latlon", "geoclip", "rff", "sh10", "sh40", "sh40_siren")
+from workbench.lines.satclip.config import PROBE_ENCODERS as ENCODER_NAMES  # noqa: E402
 
 Encoder = Callable[[np.ndarray], np.ndarray]  # latlon [N, 2] degrees -> features [N, D]
 
