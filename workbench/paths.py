@@ -8,6 +8,12 @@ CHECKPOINTS = REPO_ROOT / "checkpoints"
 STATIC = REPO_ROOT / "static"
 
 
+def repo_path(path: str | Path) -> Path:
+    """Relative paths are relative to the repository root (configs are run from anywhere)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 def package_dir(module: str) -> Path:
     """Folder of an installed (possibly namespace) package, without importing it."""
     try:

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from workbench.contrastive.encoded import EncodedPairs, load_encoded
 from workbench.errors import InputError
-from workbench.paths import REPO_ROOT
+from workbench.paths import repo_path
 
 
 class PairBatches(Dataset):
@@ -47,9 +47,7 @@ def collate_batch(batch):
     return batch if isinstance(batch, dict) else torch.utils.data.default_collate(batch)
 
 
-def resolve(path: str | Path) -> Path:
-    path = Path(path)
-    return path if path.is_absolute() else REPO_ROOT / path
+resolve = repo_path  # relative paths are relative to the repository root
 
 
 @dataclass

@@ -22,12 +22,10 @@ from workbench.experiments.base import EXPERIMENTS, Experiment
 from workbench.lines.satclip import data as sd
 from workbench.lines.satclip.config import SatClipConfig
 from workbench.lines.satclip.models import SatClipModel, build_backbone, location_encoder_fn
-from workbench.paths import REPO_ROOT
+from workbench.paths import repo_path
 
 
-def resolve(path: str | Path) -> Path:
-    path = Path(path)
-    return path if path.is_absolute() else REPO_ROOT / path
+resolve = repo_path  # relative paths are relative to the repository root
 
 
 def load_tiles(cfg: SatClipConfig) -> dict:

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from workbench.errors import ConfigError, NotFoundError
 from workbench.geo.splits import held_out_cells
-from workbench.paths import REPO_ROOT
+from workbench.paths import repo_path
 from workbench.runs.progress import set_phase
 from workbench.lines.softprompt.models import location_encoder_kwargs
 from workbench.lines.softprompt.targets import Targets, load_targets, render_prompts
@@ -30,10 +30,7 @@ from workbench.lines.softprompt.targets import Targets, load_targets, render_pro
 CITY_COLUMNS = ("name", "country", "country_code", "continent", "lat", "lon", "population")
 
 
-def resolve(path: str | Path) -> Path:
-    """Relative paths are relative to the repository root (configs are run from anywhere)."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
+resolve = repo_path  # relative paths are relative to the repository root
 
 
 def load_cities(path: str | Path, max_cities: int = 0, min_population: int = 0) -> pd.DataFrame:
