@@ -383,11 +383,22 @@ def apply_augment(images: torch.Tensor, latlon: torch.Tensor, draw: AugmentDraw,
     chosen = draw.blur.to(dev)
     if chosen.any():
         out[chosen] = gaussian_blur(out[chosen], blur_kernel, blur_sigma)
-    moved = latlon + draw.jitter.to(latlon.device, latlon.dtype)
+    return out, shift_latlon(latlon, draw.jitter)
+
+
+def shift_latlon(latlon: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """latlon + shift [B, 2] degrees: lat clipped to [-90, 90], lon wrapped to [-180, 180)."""
+    moved = latlon + shift.to(latlon.device, latlon.dtype)
     lat = moved[:, 0].clamp(-90.0, 90.0)
     lon = torch.remainder(moved[:, 1] + 180.0, 360.0) - 180.0
     lon = torch.where(lon >= 180.0, lon - 360.0, lon)  # remainder can round up to 360
-    return out, torch.stack([lat, lon], dim=1)
+    return torch.stack([lat, lon], dim=1)
+
+
+def jitter_latlon(latlon: torch.Tensor, jitter_deg: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The coordinate jitter of ``augment_batch`` alone (cached features: no image to augment)."""
+    shift = (torch.rand(len(latlon), 2, generator=generator) * 2 - 1) * jitter_deg
+    return shift_latlon(latlon, shift)
 
 
 def augment_batch(images: torch.Tensor, latlon: torch.Tensor, generator: torch.Generator,

@@ -98,10 +98,7 @@ class SatClipExperiment(Experiment):
         latlon = batch["latlon"]
         if "features" in batch:
             x = batch["features"]
-            if train and d.jitter_deg:
-                _, latlon = sd.augment_batch(torch.zeros(len(x), 1, 1, 1, device=x.device), latlon, None,
-                                             crop=1, flips=False, blur_p=0.0, jitter_deg=d.jitter_deg)
-            return x, latlon
+            return x, sd.jitter_latlon(latlon, d.jitter_deg) if train and d.jitter_deg else latlon
         if train:
             return sd.augment_batch(batch["image"], latlon, None, crop=d.crop, flips=d.flips, blur_p=d.blur_p,
                                     jitter_deg=d.jitter_deg)
