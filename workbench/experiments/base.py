@@ -78,6 +78,19 @@ class Experiment:
             count += n
         return {key: value / max(count, 1) for key, value in totals.items()}
 
+    def best_model(self, model: nn.Module, artifacts_dir: Path) -> tuple[nn.Module, str]:
+        """(model, "best"): the run's best validation checkpoint (``artifacts_dir`` is
+        ``runs/<id>/artifacts``) rebuilt with ``build_model``, in eval mode on ``model``'s
+        device; (model, "final") when there is none. What an exported bundle holds."""
+        from workbench.train.checkpoint import load_checkpoint
+
+        best = Path(artifacts_dir).parent / "checkpoints" / "best.pt"
+        if not best.is_file():
+            return model, "final"
+        chosen = self.build_model()
+        chosen.load_state_dict(load_checkpoint(best, map_location="cpu")["model"])
+        return chosen.to(next(model.parameters()).device).eval(), "best"
+
     def save_artifacts(self, model: nn.Module, val_loader, artifacts_dir: Path) -> None:
         """Write predictions / embeddings the pages read. Optional."""
 

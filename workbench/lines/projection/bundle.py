@@ -6,6 +6,7 @@ meta.parquet) and ``top_captions.parquet``. A run holds the same under ``artifac
 """
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -56,12 +57,12 @@ class LoadedProjection:
     embeddings: Embeddings
     gallery: pd.DataFrame  # top_captions.parquet
 
-    @property
+    @functools.cached_property
     def images(self) -> pd.DataFrame:
         meta = self.embeddings.meta
         return meta[meta["modality"] == "image"].sort_values("row").reset_index(drop=True)
 
-    @property
+    @functools.cached_property
     def texts(self) -> pd.DataFrame:
         meta = self.embeddings.meta
         return meta[meta["modality"] == "text"].sort_values("row").reset_index(drop=True)

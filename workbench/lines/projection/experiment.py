@@ -29,7 +29,6 @@ from workbench.lines.projection.config import ProjectionConfig
 from workbench.lines.projection.data import PairBatches, ProjectionData, collate_batch, load_data
 from workbench.lines.projection.models import build_model, count_parameters, parameter_groups
 from workbench.runs import progress
-from workbench.train.checkpoint import load_checkpoint
 
 
 @EXPERIMENTS.register("projection")
@@ -86,16 +85,6 @@ class ProjectionExperiment(Experiment):
         return self.build_model().eval()
 
     # -- artifacts -------------------------------------------------------------------
-    def best_model(self, model: nn.Module, artifacts_dir: Path) -> tuple[nn.Module, str]:
-        """The best validation checkpoint (the one a bundle exports), else the final weights."""
-        best = Path(artifacts_dir).parent / "checkpoints" / "best.pt"
-        if not best.is_file():
-            return model, "final"
-        state = load_checkpoint(best, map_location="cpu")["model"]
-        chosen = self.build_model()
-        chosen.load_state_dict(state)
-        return chosen.to(next(model.parameters()).device), "best"
-
     def save_artifacts(self, model: nn.Module, val_loader, artifacts_dir: Path) -> None:
         artifacts_dir = Path(artifacts_dir)
         artifacts_dir.mkdir(parents=True, exist_ok=True)

@@ -130,16 +130,6 @@ class SatClipExperiment(Experiment):
         return out
 
     # -- artifacts -------------------------------------------------------------------
-    def best_model(self, model: nn.Module, artifacts_dir: Path) -> tuple[nn.Module, str]:
-        from workbench.train.checkpoint import load_checkpoint
-
-        best = Path(artifacts_dir).parent / "checkpoints" / "best.pt"
-        if not best.is_file():
-            return model, "final"
-        chosen = self.build_model()
-        chosen.load_state_dict(load_checkpoint(best, map_location="cpu")["model"])
-        return chosen.to(next(model.parameters()).device).eval(), "best"
-
     def save_artifacts(self, model: nn.Module, val_loader, artifacts_dir: Path) -> None:
         from workbench.config import to_dict
         from workbench.io import write_json
