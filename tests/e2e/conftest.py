@@ -51,6 +51,25 @@ def map_frame(page, index: int = 0, timeout_ms: int = 30_000):
     return frame_el, frame_el.element_handle().content_frame()
 
 
+def poll_map(page, script: str, want, index: int = 0, timeout_s: float = 60.0):
+    """Evaluate ``script`` in the index-th map's frame until it returns ``want`` (reruns
+    replace the iframe, so each try finds it again); the last value when time runs out."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline, value = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        try:
+            _, frame = map_frame(page, index)
+            if frame is not None and frame.evaluate("() => !!window.L"):
+                value = frame.evaluate(script)
+                if value == want:
+                    return value
+        except PlaywrightError:
+            pass  # a rerun replaced the iframe
+        time.sleep(0.5)
+    return value
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: browser tests (Playwright + Debian chromium)")
 

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 
-from tests.e2e.conftest import map_frame
+from tests.e2e.conftest import poll_map
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = REPO_ROOT / "pages" / "6_Retrieval.py"
@@ -23,21 +22,6 @@ POINTS = """() => {
     maps[0].eachLayer(l => { if (l instanceof L.CircleMarker) n += 1; });
     return n;
 }"""
-
-
-def _map_points(page, want: int, timeout_s: float = 60.0) -> int:
-    deadline, n = time.monotonic() + timeout_s, -1
-    while time.monotonic() < deadline:
-        try:
-            _, frame = map_frame(page)
-            if frame is not None and frame.evaluate("() => !!window.L"):
-                n = frame.evaluate(POINTS)
-                if n == want:
-                    return n
-        except PlaywrightError:
-            pass  # a rerun replaced the iframe
-        time.sleep(0.5)
-    return n
 
 
 def _first_tile_caption(page) -> str:
@@ -55,7 +39,7 @@ def test_a_caption_returns_tiles_and_places_and_a_new_caption_changes_them(
     page.get_by_text(TILE_CAPTION).first.wait_for(timeout=60_000)
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stImage] img')]"
                            ".filter(i => i.complete && i.naturalWidth > 0).length >= 8", timeout=30_000)
-    assert _map_points(page, 8) == 8
+    assert poll_map(page, POINTS, 8) == 8
     before = _first_tile_caption(page)
 
     box = page.get_by_label(re.compile("A caption"))

@@ -304,6 +304,53 @@ def add_density_cells(
     return add_polygons(m, polys, values, colormap, tips, opacity=opacity, name=name)
 
 
+def add_image_grid(
+    m: folium.Map,
+    rgb: np.ndarray,
+    lat: Sequence[float] | np.ndarray,
+    lon: Sequence[float] | np.ndarray,
+    opacity: float = 0.75,
+    name: str = "image",
+) -> folium.raster_layers.ImageOverlay:
+    """Add an RGB picture of a regular lat/lon grid as one image layer (inline PNG); return it.
+
+    rgb: uint8 [H, W, 3] of cell values, rows north to south; lat [H] (descending) and lon
+    [W] (ascending): the evenly spaced cell centres. The rows are resampled to Web Mercator
+    here (vectorised linear interpolation between rows, twice the rows), since Leaflet
+    stretches an image linearly between its bounds; rows beyond the Mercator limit are cut.
+    The layer is not interactive, so clicks reach the map.
+    """
+    img = np.asarray(rgb)
+    lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+    if img.ndim != 3 or img.shape[2] != 3 or img.shape[:2] != (len(lat), len(lon)) or len(lat) < 2 or len(lon) < 2:
+        raise InputError(f"rgb must have shape [len(lat) >= 2, len(lon) >= 2, 3]; got {img.shape} for "
+                         f"{len(lat)} x {len(lon)} cells")
+    if not (np.all(np.diff(lat) < 0) and np.all(np.diff(lon) > 0)):
+        raise InputError("lat must descend (north first) and lon ascend")
+    half_lat, half_lon = (lat[0] - lat[1]) / 2, (lon[1] - lon[0]) / 2
+    north = min(lat[0] + half_lat, MERCATOR_MAX_LAT)
+    south = max(lat[-1] - half_lat, -MERCATOR_MAX_LAT)
+    west, east = lon[0] - half_lon, lon[-1] + half_lon
+
+    def mercator_y(phi):
+        return np.arcsinh(np.tan(np.radians(phi)))
+
+    rows = 2 * len(lat)
+    y = mercator_y(north) + (np.arange(rows) + 0.5) / rows * (mercator_y(south) - mercator_y(north))
+    row_lat = np.degrees(np.arctan(np.sinh(y)))  # (rows,) north to south
+    pos = np.interp(-row_lat, -lat, np.arange(len(lat), dtype=np.float64))  # fractional source row
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(lat) - 1)
+    frac = (pos - lo)[:, None, None]
+    out = (img[lo].astype(np.float32) * (1 - frac) + img[hi].astype(np.float32) * frac).round().astype(np.uint8)
+    layer = folium.raster_layers.ImageOverlay(
+        image=out, bounds=[[south, west], [north, east]], opacity=opacity, pixelated=False, name=name,
+        interactive=False,
+    )
+    layer.add_to(m)
+    return layer
+
+
 class ColorLegend(folium.MacroElement):
     """A Leaflet control with a horizontal colour bar from vmin to vmax and a caption."""
 

@@ -1,6 +1,7 @@
 """Small Streamlit helpers shared by the pages: page setup and messages that survive a rerun."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import streamlit as st
@@ -24,3 +25,29 @@ def show_flash(area: str) -> None:
     """Draw (once) the messages queued for ``area``."""
     for level, message in st.session_state.pop(f"flash::{area}", []):
         getattr(st, level)(message)
+
+
+def pick_sources(sources: list, label: str, key: str) -> list:
+    """A multiselect of model sources (``Source.label``), the first preselected; the chosen
+    sources in the order picked, or [] with a note asking for one."""
+    labels = [s.label for s in sources]
+    by_label = {s.label: s for s in sources}
+    chosen = st.multiselect(label, labels, default=labels[:1], key=key)
+    if not chosen:
+        st.info("Pick at least one model.")
+    return [by_label[name] for name in chosen]
+
+
+def load_sources(sources: list, load: Callable, *artifacts: str) -> list:
+    """``load(label, kind, path, stamp)`` of each source (a cached loader: the stamp, the
+    mtime of its model files and the named artifacts, renews the cache); each one that fails
+    to load gets an error box instead."""
+    from workbench.errors import WorkbenchError
+
+    models = []
+    for s in sources:
+        try:
+            models.append(load(s.label, s.kind, str(s.path), s.stamp(*artifacts)))
+        except WorkbenchError as exc:
+            st.error(f"{s.label}: {exc}")
+    return models

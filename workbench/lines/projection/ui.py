@@ -18,6 +18,7 @@ from workbench.lines.projection import bundle
 from workbench.runs.sources import Source
 from workbench.ui import map as wmap
 from workbench.ui.fmt import fmt_latlon
+from workbench.ui.widgets import load_sources, pick_sources
 
 MAP_HEIGHT = 380
 TILES_PER_ROW = 4
@@ -47,25 +48,12 @@ def model_sources() -> list[Source]:
 
 
 def model_picker(sources: list[Source]) -> list[Source]:
-    """The chosen sources; the first answers the queries, all appear in the R@K table."""
-    labels = [s.label for s in sources]
-    by_label = {s.label: s for s in sources}
-    chosen = st.multiselect("Models (the first answers the queries; all are compared below)", labels,
-                            default=labels[:1], key="rt_models")
-    if not chosen:
-        st.info("Pick at least one model.")
-    return [by_label[label] for label in chosen]
+    return pick_sources(sources, "Models (the first answers the queries; all are compared below)", key="rt_models")
 
 
 def load_models(sources: list[Source]) -> list[bundle.LoadedProjection]:
     """The cached models; each one that fails to load gets an error box."""
-    models = []
-    for s in sources:
-        try:
-            models.append(load(s.label, s.kind, str(s.path), s.stamp("embeddings/meta.parquet", "metrics.json")))
-        except WorkbenchError as exc:
-            st.error(f"{s.label}: {exc}")
-    return models
+    return load_sources(sources, load, "embeddings/meta.parquet", "metrics.json")
 
 
 def model_caption(lp: bundle.LoadedProjection) -> str:
