@@ -46,6 +46,17 @@ def test_high_degree_is_stable_at_the_poles():
     np.testing.assert_allclose(ours[0, m_nonzero], 0.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("num_degrees", [10, 20, 40])
+def test_matches_scipy_at_random_points(num_degrees):
+    # uniform on the sphere (seeded), plus a band near each pole where sin(theta) -> 0
+    rng = np.random.default_rng(num_degrees)
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, 400)))
+    lat[:40] = np.sign(rng.uniform(-1, 1, 40)) * rng.uniform(89.0, 90.0, 40)
+    lon = rng.uniform(-180, 180, 400)
+    ours = real_spherical_harmonics(torch.tensor(np.stack([lat, lon], 1)), num_degrees).numpy()
+    np.testing.assert_allclose(ours, scipy_real_sh(lat, lon, num_degrees), rtol=0, atol=1e-10)
+
+
 def test_float32_is_finite_with_finite_gradients_at_the_poles():
     latlon = torch.tensor(POINTS, dtype=torch.float32, requires_grad=True)
     y = real_spherical_harmonics(latlon, 20)
