@@ -13,8 +13,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from workbench.config import from_dict, to_dict
 from workbench.errors import NotFoundError, WorkbenchError
@@ -84,6 +82,7 @@ def bundle_readme(run_id: str, cfg: SatClipConfig, metrics: dict) -> str:
     val, untrained = metrics.get("val", {}), metrics.get("untrained", {})
     rows = metrics.get("probes") or []
     table = markdown(probe_table(rows)) if rows else "(no probes were run)"
+    verdict = probe_summary(rows, cfg) if rows else ""
     return f"""# satclip-demo
 
 SatCLIP trained on `{cfg.data.dir}` ({cfg.data.source}): `{cfg.model.backbone}` image encoder
@@ -100,8 +99,33 @@ Run `{run_id}`, exported with `python -m workbench satclip export-demo RUN_ID`.
 
 ## Location-embedding probes (held out by S2 cell; mean ± std over seeds)
 
+Frozen encoder -> linear (ridge / logistic) or MLP probe; R² for continuous targets,
+accuracy for classes; {cfg.probe.points} {cfg.probe.where} points, {cfg.probe.seeds} seeds
+(`satclip` is this model's location embedding, in the shared space).
+
 {table}
-"""
+{verdict}"""
+
+
+def probe_summary(rows: list[dict], cfg: SatClipConfig) -> str:
+    """Plain statements from the probe rows: does the trained encoder beat raw lat/lon on
+    the continuous targets, and where is a baseline the best encoder."""
+    from workbench.lines.satclip.probes import best_per_target, probe_verdicts
+
+    lines = ["", "### Read plainly", ""]
+    verdicts = probe_verdicts(rows)
+    if not verdicts.empty:
+        lost = verdicts[~verdicts["beats"]]
+        if lost.empty:
+            lines.append("- The trained encoder beats raw lat/lon on every continuous target, with both probes.")
+        for r in lost.itertuples():
+            lines.append(f"- Raw lat/lon beats the trained encoder on {r.target} ({r.probe}: "
+                         f"{r.raw_latlon:.3f} vs {r.satclip:.3f}).")
+    for r in best_per_target(rows).itertuples():
+        if r.best != "satclip":
+            lines.append(f"- {r.target} ({r.probe}, {r.metric}): {r.best} is best ({r.mean:.3f}; "
+                         f"next {r.second} {r.second_mean:.3f}).")
+    return "\n".join(lines) + "\n"
 
 
 def _pct(m: dict, key: str) -> str:

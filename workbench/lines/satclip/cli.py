@@ -3,6 +3,8 @@
     satclip probe [--encoders a,b] [--points N] [--where anywhere|land|gallery] [--seeds S]
                   [--split-level L] [--probes linear,mlp] [--csv FILE] [--out FILE.json]
         linear / MLP probes of frozen location encoders on offline targets (JSON: rows + table)
+    satclip export RUN --out DIR      bundle a finished run (weights, metrics + probe table, embeddings)
+    satclip export-demo RUN           the same into checkpoints/satclip-demo/
 
 Imported at every CLI start-up: heavy imports (torch, sklearn, rasters) stay inside commands.
 """
@@ -20,7 +22,7 @@ MAX_POINTS = 100_000
 MAX_SEEDS = 20
 
 
-@command("satclip", "SatCLIP line: location-encoder probes")
+@command("satclip", "SatCLIP line: location-encoder probes, export a bundle")
 def _satclip_parser(sub):
     p = sub.add_parser("satclip", help=_satclip_parser.help, description=(
         "The SatCLIP line: images and locations in one space, and probes that judge location "
@@ -39,12 +41,31 @@ def _satclip_parser(sub):
     s.add_argument("--csv", default=None, help="probe your own CSV of lat, lon, target instead of "
                                                "the built-in targets (at its points)")
     s.add_argument("--out", default=None, help="also write the JSON to this file")
+
+    for name, text in (("export", "bundle a finished satclip run into a folder"),
+                       ("export-demo", "bundle a finished satclip run into checkpoints/satclip-demo/")):
+        e = sp.add_parser(name, help=text)
+        e.add_argument("run_id", metavar="RUN")
+        e.add_argument("--runs", default=None, help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+        if name == "export":
+            e.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_satclip)
     return p
 
 
 def cmd_satclip(args) -> int:
-    return {"probe": _probe}[args.action](args)
+    return {"probe": _probe, "export": _export, "export-demo": _export}[args.action](args)
+
+
+def _export(args) -> int:
+    from workbench.lines.satclip.bundle import DEMO, export_run
+
+    out = Path(args.out) if args.action == "export" else DEMO
+    metrics = export_run(args.run_id, out, args.runs)
+    print(f"exported {args.run_id} to {out}", file=sys.stderr)
+    print(json.dumps({"out": str(out), "val": metrics.get("val"), "untrained": metrics.get("untrained"),
+                      "probes": len(metrics.get("probes") or [])}, indent=2))
+    return 0
 
 
 def _int_in(name: str, text: str, low: int, high: int) -> int:

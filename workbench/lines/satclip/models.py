@@ -116,7 +116,7 @@ def location_encoder_fn(model: SatClipModel, batch: int = 8192) -> Callable[[np.
 
     @torch.no_grad()
     def encode(latlon: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(latlon, np.float32))
+        x = torch.from_numpy(np.array(latlon, np.float32))  # a copy: the input may be read-only
         return torch.cat([model.encode_location(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
 
     return encode

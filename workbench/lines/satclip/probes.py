@@ -250,6 +250,37 @@ def probe_table(rows: list[dict]) -> pd.DataFrame:
     return table
 
 
+def probe_verdicts(rows: list[dict], trained: str = "satclip", baseline: str = "raw_latlon") -> pd.DataFrame:
+    """Per continuous target and probe: the trained encoder's mean, the baseline's, whether
+    it beats it, and the best encoder of the table (which may be a baseline)."""
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame = frame[frame["metric"] == "r2"]
+    out = []
+    for (target, probe), group in frame.groupby(["target", "probe"], sort=False):
+        by = group.set_index("encoder")["mean"]
+        if trained not in by or baseline not in by:
+            continue
+        best = by.idxmax()
+        out.append({"target": target, "probe": probe, trained: round(float(by[trained]), 3),
+                    baseline: round(float(by[baseline]), 3), "beats": bool(by[trained] > by[baseline]),
+                    "best": best, "best_r2": round(float(by[best]), 3)})
+    return pd.DataFrame(out)
+
+def best_per_target(rows: list[dict]) -> pd.DataFrame:
+    """Per target and probe: the best encoder and its score, and the runner-up."""
+    frame = pd.DataFrame(rows)
+    out = []
+    for (target, probe), group in frame.groupby(["target", "probe"], sort=False):
+        ranked = group.sort_values("mean", ascending=False, kind="stable")
+        out.append({"target": target, "probe": probe, "metric": ranked["metric"].iloc[0],
+                    "best": ranked["encoder"].iloc[0], "mean": round(float(ranked["mean"].iloc[0]), 3),
+                    "second": ranked["encoder"].iloc[1] if len(ranked) > 1 else "",
+                    "second_mean": round(float(ranked["mean"].iloc[1]), 3) if len(ranked) > 1 else float("nan")})
+    return pd.DataFrame(out)
+
+
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
     """torch on one thread, denormals flushed, restored after. The probes' matrices are small,
