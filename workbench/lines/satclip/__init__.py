@@ -12,6 +12,8 @@ Everything of this line is in this folder (see README.md); it imports only the c
 | ``models`` | the note's ``Project`` heads on an image backbone and a location encoder; the core ``clip`` loss |
 | ``experiment`` | the registered ``satclip`` kind: cached frozen features or fine-tuning, tile <-> location R@K, artifacts + probe table |
 | ``bundle`` | load a bundle or run, its location encoder as a function, export a run |
-| ``cli`` | ``python -m workbench satclip probe`` |
+| ``explore`` / ``ui`` | the Location embeddings page: nearest tiles and places of a point, PCA world maps, probe tables |
+| ``cli`` / ``bench`` | ``python -m workbench satclip probe|export|export-demo``, ``bench satclip`` |
 """
 TITLE = "SatCLIP"
+PAGES = ("7_Location_Embeddings.py",)
