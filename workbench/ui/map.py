@@ -343,6 +343,8 @@ def add_image_grid(
     hi = np.minimum(lo + 1, len(lat) - 1)
     frac = (pos - lo)[:, None, None]
     out = (img[lo].astype(np.float32) * (1 - frac) + img[hi].astype(np.float32) * frac).round().astype(np.uint8)
+    # RGBA uint8: folium would add a float alpha to RGB and stretch each channel to its maximum
+    out = np.concatenate([out, np.full(out.shape[:2] + (1,), 255, np.uint8)], axis=2)
     layer = folium.raster_layers.ImageOverlay(
         image=out, bounds=[[south, west], [north, east]], opacity=opacity, pixelated=False, name=name,
         interactive=False,

@@ -112,3 +112,30 @@ def test_a_finished_run_writes_embeddings_and_the_probe_table(patches, tmp_path)
     meta = emb.meta
     assert {"lat", "lon", "country", "continent", "land_fraction", "split"} <= set(meta.columns)
     assert (meta["continent"] != "").mean() > 0.5
+
+
+def test_export_bundles_a_finished_run_that_the_page_loads(patches, tmp_path, capsys):
+    from tests.test_cli import one_line_error
+    from workbench.cli import main
+    from workbench.lines.satclip import explore
+
+    cfg = config(patches, tmp_path, **{"train.max_epochs": 2})
+    runs = tmp_path / "runs"
+    run = RunStore(runs).create(cfg)
+    Trainer(create_experiment(cfg), run, progress_bar=False).fit()
+    out = tmp_path / "bundle"
+    assert main(["satclip", "export", run.id, "--out", str(out), "--runs", str(runs)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["out"] == str(out) and printed["val"]["r_mean"] >= 0
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    assert not any(k.startswith("backbone.") for k in ckpt["model"])  # frozen: named, not copied
+    ls = explore.load_satclip(out)
+    lat, lon = (float(v) for v in ls.tiles[["lat", "lon"]].iloc[0])
+    first = explore.nearest_locations(ls, lat, lon, 3)
+    assert first["tile_row"].iloc[0] == 0 and first["score"].iloc[0] > 0.999  # a tile's own place
+    assert "held-out tiles" in (out / "README.md").read_text().lower()
+    # unknown run, or one that has not finished: a one-line message
+    assert "nope" in one_line_error(capsys, ["satclip", "export", "nope", "--out", str(out), "--runs", str(runs)])
+    unfinished = RunStore(runs).create(cfg)
+    assert "has not finished" in one_line_error(
+        capsys, ["satclip", "export", unfinished.id, "--out", str(tmp_path / "b2"), "--runs", str(runs)])

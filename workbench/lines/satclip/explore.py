@@ -158,14 +158,15 @@ def encoder_choices(models: list[LoadedSatClip]) -> dict[str, str]:
 
 def encoder_for(key: str, models: list[LoadedSatClip]):
     """The function latlon [N, 2] -> features [N, D] behind a key of ``encoder_choices``."""
+    valid = set(encoder_choices(models).values())
+    if key not in valid:
+        raise InputError(f"unknown encoder key {key!r}. Available: {sorted(valid)}")
     kind, _, name = key.partition(":")
     if kind == "model":
         return models[int(name)].encode
-    if kind == "baseline":
-        from workbench.lines.satclip.probes import default_encoders
+    from workbench.lines.satclip.probes import default_encoders
 
-        return default_encoders([name])[name]
-    raise InputError(f"unknown encoder key {key!r}")
+    return default_encoders([name])[name]
 
 
 def grid_points(step_deg: float, max_lat: float = PCA_MAX_LAT) -> tuple[np.ndarray, np.ndarray]:
