@@ -187,10 +187,28 @@ def _is_classifier(name: str) -> bool:
     return name.split(".")[0] in ("classifier", "fc", "head", "last_linear")
 
 
-def timm_backbone(name: str, weights: str = "none", in_chans: int = 3) -> Backbone:
-    """Any timm architecture as a feature extractor (``num_classes=0``)."""
+TIMM_ALIASES = {"vit_small": "vit_small_patch16_224", "vit_base": "vit_base_patch16_224"}
+
+
+def _create_timm(name: str, pretrained: bool, in_chans: int) -> nn.Module:
+    """timm.create_model as a feature extractor; transformers that take it get
+    ``dynamic_img_size`` and ``dynamic_img_pad`` so they accept any tile size (a 56 px crop,
+    not only 224; padded up to a multiple of the patch)."""
     import timm
 
+    kwargs = {"pretrained": pretrained, "num_classes": 0, "in_chans": in_chans}
+    try:
+        return timm.create_model(name, dynamic_img_size=True, dynamic_img_pad=True, **kwargs)
+    except TypeError:  # CNNs take any size already and refuse the argument
+        return timm.create_model(name, **kwargs)
+
+
+def timm_backbone(name: str, weights: str = "none", in_chans: int = 3) -> Backbone:
+    """Any timm architecture as a feature extractor (``num_classes=0``); ``TIMM_ALIASES``
+    names a few by their family (``vit_small``)."""
+    import timm
+
+    name = TIMM_ALIASES.get(name, name)
     if name not in timm.list_models():
         raise NotFoundError(f"image backbone '{name}' not found. Available: presets "
                             f"{IMAGE_BACKBONES.list()} or any timm model name "
@@ -198,7 +216,7 @@ def timm_backbone(name: str, weights: str = "none", in_chans: int = 3) -> Backbo
     if weights == "hub":
         model = _from_hub(name, in_chans)
     else:
-        model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
+        model = _create_timm(name, False, in_chans)
         if weights not in ("none", "offline"):
             load_state_file(model, weights)
         elif weights == "offline":
@@ -221,7 +239,7 @@ def _from_hub(name: str, in_chans: int) -> nn.Module:
                              "HF_HUB_OFFLINE is set; use model.weights=none, a local file path, or "
                              f"the offline preset {IMAGE_BACKBONES.list()}")
     try:
-        return timm.create_model(name, pretrained=True, num_classes=0, in_chans=in_chans)
+        return _create_timm(name, True, in_chans)
     except Exception as exc:  # no network, no such weights, hub errors
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise WorkbenchError(

@@ -40,7 +40,8 @@ def test_every_location_encoder_trains_with_the_clip_loss(encoder, extra):
     assert emb.shape == (16, 256) and torch.allclose(emb.norm(dim=1), torch.ones(16), atol=1e-5)
 
 
-@pytest.mark.parametrize("name, weights, bands", [("efficientnet-lite0", "offline", 10), ("resnet18", "none", 13)])
+@pytest.mark.parametrize("name, weights, bands", [("efficientnet-lite0", "offline", 10), ("resnet18", "none", 13),
+                                                   ("resnet50", "none", 12), ("vit_small", "none", 13)])
 def test_backbones_take_any_number_of_bands(name, weights, bands):
     from workbench.encoders.image import create_image_backbone
 

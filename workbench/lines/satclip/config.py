@@ -37,7 +37,7 @@ class SatClipDataConfig:
 class SatClipModelConfig:
     backbone: str = option("efficientnet-lite0", "image encoder: a preset with offline weights "
                                                  "(efficientnet-lite0) or a timm name (resnet18, resnet50, "
-                                                 "vit_small_patch16_224)")
+                                                 "vit_small: any tile size)")
     weights: str = option("offline", "offline (the preset's packaged weights), none, hub (needs internet), "
                                      "or a state-dict file")
     freeze_backbone: bool = option(True, "train only the heads on cached backbone features (the note's setup); "
