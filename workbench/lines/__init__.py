@@ -14,6 +14,7 @@ and the core imports, by name and only when asked, whichever of these it has:
 | ``experiment`` | imported by ``load_kinds()``: registers the line's experiment kind(s) |
 | ``cli`` | imported by ``python -m workbench``: registers its subcommands |
 | ``bench`` | ``python -m workbench bench <name>`` calls its ``run(quick)`` |
+| ``retrieval`` | the Retrieval page serves its image-text models (``workbench.contrastive.serving``) |
 | ``configs/*.yaml`` | presets, found by name (``train geolocator-demo``) |
 
 A module in ``WORKBENCH_PLUGINS`` that is not a package is imported as it is (it registers
@@ -33,7 +34,7 @@ from workbench.errors import ConfigError, NotFoundError
 from workbench.paths import REPO_ROOT
 
 PAGES_DIR = REPO_ROOT / "pages"
-PARTS = ("experiment", "cli", "bench")
+PARTS = ("experiment", "cli", "bench", "retrieval")
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,9 @@ def test_an_empty_query_is_an_error_box_not_a_traceback(maps):
 
 
 def test_without_any_model_the_page_says_how_to_make_one(maps, monkeypatch):
-    monkeypatch.setattr(bundle, "list_sources", lambda *a, **k: [])
+    from workbench.contrastive import serving
+
+    monkeypatch.setattr(serving, "list_sources", lambda *a, **k: [])
     at = page()
     assert not at.exception
     assert any("projection-demo" in i.value for i in at.info)

@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from workbench.config import from_dict, to_dict
 from workbench.contrastive.artifacts import Embeddings, read_embeddings
-from workbench.contrastive.retrieval import top_k
+from workbench.contrastive.serving import (  # noqa: F401 (the generic queries, named here too)
+    TABLE_KEYS, captions_for_image, check_query, images_for_query, table_row)
 from workbench.errors import InputError, NotFoundError, WorkbenchError
 from workbench.lines.projection.config import ProjectionConfig
 from workbench.lines.projection.data import resolve
@@ -30,7 +30,6 @@ from workbench.train.bundle import load_bundle, save_bundle
 
 DEMO = CHECKPOINTS / "projection-demo"
 ARTIFACTS = ("embeddings", "top_captions.parquet")
-TABLE_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "i2t_median_rank", "t2i_median_rank")
 
 
 def list_sources(runs_root=None, checkpoints_root=CHECKPOINTS) -> list[Source]:
@@ -74,6 +73,28 @@ class LoadedProjection:
         path = resolve(self.cfg.data.dir) / relative
         return path if path.is_file() else None
 
+    # the serving interface (workbench.contrastive.serving)
+    @property
+    def text_encoder_name(self) -> str | None:
+        return text_encoder_name(self)
+
+    @property
+    def embeds_queries(self) -> bool:
+        return self.text_encoder_name is not None
+
+    def encode_query(self, text: str, encoder) -> torch.Tensor:
+        return encode_query(self, text, encoder)
+
+    def caption(self) -> str:
+        m, cfg = self.metrics, self.cfg
+        counts = (m.get("counts") or {}).get(cfg.data.test_split, {})
+        return (f"{self.source.label}: `{cfg.model.type}` heads, `{cfg.loss.type}` loss, {cfg.model.output_dim}-d "
+                f"space; test split: {counts.get('images', '?')} images, {counts.get('pairs', '?')} captions; "
+                f"frozen encoders: {encoders_text(m)}")
+
+    def metric_rows(self) -> list[dict]:
+        return metric_rows(self)
+
 
 def load_projection(spec: Source | str | Path, runs_root=None) -> LoadedProjection:
     source = spec if isinstance(spec, Source) else resolve_source(spec, "projection", runs_root)
@@ -105,16 +126,6 @@ def text_encoder_name(lp: LoadedProjection) -> str | None:
     return name if isinstance(name, str) and name in TEXT_ENCODERS else None
 
 
-def check_query(text: str | None) -> str:
-    """The stripped query; InputError for an empty or an overlong one."""
-    text = (text or "").strip()
-    if not text:
-        raise InputError("type a caption to search for, e.g. 'snowy mountains in Asia'")
-    if len(text) > 500:
-        raise InputError(f"the query has {len(text)} characters; keep it under 500")
-    return text
-
-
 def encode_query(lp: LoadedProjection, text: str, encoder) -> torch.Tensor:
     """[D] the query's embedding in the shared space: frozen sentence embedding -> text head."""
     from workbench.encoders.text import sentence_embeddings
@@ -127,43 +138,17 @@ def encode_query(lp: LoadedProjection, text: str, encoder) -> torch.Tensor:
         return lp.model.encode_text(frozen.float())[0]
 
 
-def images_for_query(lp: LoadedProjection, query: torch.Tensor, top: int = 8) -> pd.DataFrame:
-    """The ``top`` test images nearest to a query embedding: rank, score and the image's meta."""
-    image = torch.from_numpy(lp.embeddings.vectors["image"])
-    scores, index = top_k(query[None], image, top)
-    table = lp.images.iloc[index[0].numpy()].reset_index(drop=True)
-    table.insert(0, "score", scores[0].numpy())
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    return table
-
-
-def captions_for_image(lp: LoadedProjection, image_row: int, top: int = 5) -> pd.DataFrame:
-    """The ``top`` test captions nearest to test image ``image_row``; ``correct`` marks the
-    captions written for that image."""
-    n = len(lp.embeddings.vectors["image"])
-    if not 0 <= image_row < n:
-        raise InputError(f"image row must be in [0, {n - 1}], got {image_row}")
-    image = torch.from_numpy(lp.embeddings.vectors["image"][image_row:image_row + 1])
-    scores, index = top_k(image, torch.from_numpy(lp.embeddings.vectors["text"]), top)
-    texts = lp.texts.iloc[index[0].numpy()]
-    own = int(lp.images["image_id"].iloc[image_row])
-    return pd.DataFrame({"rank": np.arange(1, len(texts) + 1), "score": scores[0].numpy(),
-                         "caption": texts["caption"].to_numpy(), "correct": texts["image_id"].to_numpy() == own})
+def metric_rows(lp: LoadedProjection) -> list[dict]:
+    """R@K rows of a model: trained heads, untrained heads, then each baseline."""
+    m = lp.metrics
+    entries = [("trained", m.get("test")), ("untrained", m.get("untrained"))]
+    entries += list((m.get("baselines") or {}).items())
+    return [table_row(lp.source.label, what, values) for what, values in entries if values]
 
 
 def metrics_table(models: list[LoadedProjection]) -> pd.DataFrame:
     """Test R@K (percent) and median ranks: each model, its untrained heads and its baselines."""
-    rows = []
-    for lp in models:
-        m = lp.metrics
-        entries = [("trained", m.get("test")), ("untrained", m.get("untrained"))]
-        entries += [(name, value) for name, value in (m.get("baselines") or {}).items()]
-        for what, values in entries:
-            if values:
-                rows.append({"model": lp.source.label, "heads": what,
-                             **{k: values.get(k) * 100 if "_r" in k and "rank" not in k else values.get(k)
-                                for k in TABLE_KEYS}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([row for lp in models for row in metric_rows(lp)])
 
 
 # -- export ----------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ images (tiles, places on the offline map); pick a test image -> its top captions
 R@K of the selected models side by side with their untrained heads and baselines.
 
 Only widgets, layout and the cached loaders live here; the answers come from
-``workbench.lines.projection.bundle``. ``bundle.list_sources`` and the map helpers are looked
+``workbench.contrastive.serving`` (any line's image-text model: projection heads, CLIP).
+``serving.list_sources`` and the map helpers are looked
 up when called so that AppTests can stand in for them.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from workbench.contrastive import serving
 from workbench.errors import WorkbenchError
 from workbench.lines.projection import bundle
 from workbench.runs.sources import Source
@@ -25,9 +27,13 @@ TILES_PER_ROW = 4
 DEFAULT_QUERY = "snow and ice in the mountains of Asia"
 
 
-@st.cache_resource(show_spinner="Loading the projection model ...", max_entries=6)
-def load(label: str, kind: str, path: str, stamp: int) -> bundle.LoadedProjection:
-    return bundle.load_projection(Source(label, kind, Path(path)))
+@st.cache_resource(show_spinner="Loading the model ...", max_entries=6)
+def load(label: str, kind: str, path: str, stamp: int):
+    """Any line's image-text model (workbench.contrastive.serving), by the line that listed it."""
+    return serving.providers()[_LINES[label]].load(Source(label, kind, Path(path)))
+
+
+_LINES: dict[str, str] = {}  # source label -> the line that serves it (filled by model_sources)
 
 
 @st.cache_resource(show_spinner="Loading the frozen text encoder ...", max_entries=2)
@@ -38,10 +44,13 @@ def text_encoder(name: str):
 
 
 def model_sources() -> list[Source]:
-    """The projection models with test embeddings; without one, a note on how to make one."""
-    sources = bundle.list_sources()
+    """The image-text models of every line (projection heads, CLIP, ...) with test embeddings;
+    without one, a note on how to make one."""
+    found = serving.list_sources()
+    _LINES.update({s.label: line for line, s in found})
+    sources = [s for _, s in found]
     if not sources:
-        st.info(f"No projection model found. The demo bundle belongs in `{bundle.DEMO}`; recreate it with "
+        st.info(f"No image-text model found. The projection demo bundle belongs in `{bundle.DEMO}`; recreate it with "
                 "`python -m workbench data build-demo`, `python -m workbench train projection-demo`, then "
                 "`python -m workbench projection export-demo RUN_ID`, or launch a projection run on the Runs page.")
     return sources
@@ -51,20 +60,16 @@ def model_picker(sources: list[Source]) -> list[Source]:
     return pick_sources(sources, "Models (the first answers the queries; all are compared below)", key="rt_models")
 
 
-def load_models(sources: list[Source]) -> list[bundle.LoadedProjection]:
+def load_models(sources: list[Source]) -> list:
     """The cached models; each one that fails to load gets an error box."""
     return load_sources(sources, load, "embeddings/meta.parquet", "metrics.json")
 
 
-def model_caption(lp: bundle.LoadedProjection) -> str:
-    m, cfg = lp.metrics, lp.cfg
-    counts = (m.get("counts") or {}).get(cfg.data.test_split, {})
-    return (f"{lp.source.label}: `{cfg.model.type}` heads, `{cfg.loss.type}` loss, {cfg.model.output_dim}-d space; "
-            f"test split: {counts.get('images', '?')} images, {counts.get('pairs', '?')} captions; "
-            f"frozen encoders: {bundle.encoders_text(m)}")
+def model_caption(lp) -> str:
+    return lp.caption()
 
 
-def _tile(lp: bundle.LoadedProjection, row: pd.Series, caption: str) -> None:
+def _tile(lp, row: pd.Series, caption: str) -> None:
     path = lp.tile_path(str(row.get("path", "")))
     if path is None:
         st.caption(f"(no tile image: build the data with `python -m workbench data build-demo`) {caption}")
@@ -84,24 +89,25 @@ def _places_map(table: pd.DataFrame, key: str, color: str = "#ffd400") -> None:
     wmap.map_widget(m, key=key, height=MAP_HEIGHT)
 
 
-def text_search(lp: bundle.LoadedProjection) -> None:
+def text_search(lp) -> None:
     """A caption -> the top test images: tiles, a table and their places on the map."""
     st.subheader("Caption → images")
-    name = bundle.text_encoder_name(lp)
-    if name is None:
+    name = lp.text_encoder_name
+    if not lp.embeds_queries:
         st.info("This model's data names no offline text encoder, so a typed caption cannot be embedded "
                 "here; use the image → captions search below.")
         return
     left, right = st.columns([5, 1])
-    query = left.text_input(f"A caption (embedded by the frozen `{name}` encoder, then the text head)",
+    how = f"the frozen `{name}` encoder, then the text head" if name else "the model's own tokenizer and text tower"
+    query = left.text_input(f"A caption (embedded by {how})",
                             value=DEFAULT_QUERY, max_chars=500, key="rt_query")
     top = right.number_input("top images", min_value=1, max_value=24, value=8, key="rt_top_images")
     try:
-        vector = bundle.encode_query(lp, query, text_encoder(name))
+        vector = lp.encode_query(query, text_encoder(name) if name else None)
     except WorkbenchError as exc:
         st.error(str(exc))
         return
-    table = bundle.images_for_query(lp, vector, int(top))
+    table = serving.images_for_query(lp, vector, int(top))
     for start in range(0, len(table), TILES_PER_ROW):
         for col, (_, row) in zip(st.columns(TILES_PER_ROW), table.iloc[start:start + TILES_PER_ROW].iterrows()):
             with col:
@@ -115,7 +121,7 @@ def image_label(row: pd.Series) -> str:
     return f"#{int(row['row'])} {row.get('place', '') or row['id']} ({fmt_latlon(row['lat'], row['lon'], 1)})"
 
 
-def image_search(lp: bundle.LoadedProjection) -> None:
+def image_search(lp) -> None:
     """A test image -> its top captions, those written for it marked."""
     st.subheader("Image → captions")
     images = lp.images
@@ -128,22 +134,23 @@ def image_search(lp: bundle.LoadedProjection) -> None:
     with c1:
         _tile(lp, picked, f"{picked.get('place', '')}, {picked.get('country_name', '')}")
     with c2:
-        table = bundle.captions_for_image(lp, int(row), int(top))
+        table = serving.captions_for_image(lp, int(row), int(top))
         st.dataframe(table, hide_index=True, key="rt_caption_table",
                      column_config={"correct": st.column_config.CheckboxColumn("written for this image")})
         own = lp.texts[lp.texts["image_id"] == picked["image_id"]]["caption"].tolist()
         st.caption("Its own captions: " + " · ".join(own))
 
 
-def metrics_section(models: list[bundle.LoadedProjection]) -> None:
+def metrics_section(models: list) -> None:
     st.subheader("Test R@K of the selected models")
-    table = bundle.metrics_table(models)
+    table = serving.metrics_table(models)
     if table.empty:
         st.caption("no metrics saved with these sources yet")
         return
     st.dataframe(table, hide_index=True, key="rt_metrics", column_config={
-        k: st.column_config.NumberColumn(k, format="%.1f") for k in bundle.TABLE_KEYS})
+        k: st.column_config.NumberColumn(k, format="%.1f") for k in serving.TABLE_KEYS})
     st.caption("R@K in percent, median ranks 1-based, on each model's test split. I2T: an image's best-ranked "
                "caption among all test captions; T2I: a caption's own image. 'untrained': the same heads at "
                "their initialisation; 'random_projection': the frozen embeddings through random maps; "
-               "'ridge': a closed-form linear map fitted on the training pairs.")
+               "'ridge': a closed-form linear map fitted on the training pairs; 'chance': a random ranking (CLIP models, "
+               "whose towers have no frozen encoder to compare with).")
