@@ -126,6 +126,8 @@ class TrainConfig:
     patience: int = option(3, "validations without improvement before stopping", unit="validations", ge=1)
     checkpoint_every: int = option(0, "save last.pt every N steps; 0 = at validation only",
                                    unit="steps", ge=0)
+    keep_every_epochs: int = option(0, "also keep checkpoints/epoch-NNN.pt every N epochs (beside best.pt and "
+                                       "last.pt); 0 = off", unit="epochs", ge=0)
     log_every: int = option(10, "log training scalars every N steps", unit="steps", ge=1)
     device: str = option("auto", "auto picks cuda, then mps, then cpu", choices=("auto", "cpu", "cuda", "mps"))
     amp: bool = option(True, "mixed precision (CUDA only)")

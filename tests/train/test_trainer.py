@@ -98,6 +98,13 @@ def test_early_stopping_on_a_metric(toy_cfg, runs_dir):
     assert result["step"] == 3 * 8
 
 
+def test_keep_every_n_epochs(toy_cfg, runs_dir):
+    run, _, _ = fit(toy_cfg(**{"train.max_epochs": 5, "train.keep_every_epochs": 2}), runs_dir)
+    kept = sorted(p.name for p in run.checkpoint_dir.glob("*.pt"))
+    assert kept == ["best.pt", "epoch-002.pt", "epoch-004.pt", "last.pt"]
+    assert load_checkpoint(run.checkpoint_dir / "epoch-004.pt")["loop"]["step"] == 4 * 8
+
+
 def test_val_every_n_steps(toy_cfg, runs_dir):
     run, _, _ = fit(toy_cfg(**{"train.max_epochs": 2, "train.val_every": 5}), runs_dir)
     steps = [json.loads(l)["step"] for l in run.metrics_path.read_text().splitlines()

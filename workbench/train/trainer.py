@@ -349,6 +349,8 @@ class Trainer:
                     self._flush_train_log()
                     self.validate()
                     last_val_step = s.step
+                if tc.keep_every_epochs and s.epoch % tc.keep_every_epochs == 0:
+                    self.save(f"epoch-{s.epoch:03d}")
                 continue
             break
         bar.close()
