@@ -27,12 +27,12 @@ def show_flash(area: str) -> None:
         getattr(st, level)(message)
 
 
-def pick_sources(sources: list, label: str, key: str) -> list:
-    """A multiselect of model sources (``Source.label``), the first preselected; the chosen
-    sources in the order picked, or [] with a note asking for one."""
+def pick_sources(sources: list, label: str, key: str, default: list[str] | None = None) -> list:
+    """A multiselect of model sources (``Source.label``), ``default`` (else the first)
+    preselected; the chosen sources in the order picked, or [] with a note asking for one."""
     labels = [s.label for s in sources]
     by_label = {s.label: s for s in sources}
-    chosen = st.multiselect(label, labels, default=labels[:1], key=key)
+    chosen = st.multiselect(label, labels, default=[d for d in (default or labels[:1]) if d in by_label], key=key)
     if not chosen:
         st.info("Pick at least one model.")
     return [by_label[name] for name in chosen]

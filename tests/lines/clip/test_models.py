@@ -126,7 +126,7 @@ def test_logit_scale_starts_at_one_over_temperature_is_clamped_at_100_and_learns
     assert m.logit_bias is None
     with torch.no_grad():
         m.logit_scale.fill_(math.log(1000.0))
-    assert float(m.scale()) == pytest.approx(100.0)
+    assert float(m.scale().detach()) == pytest.approx(100.0)
 
 
 def test_siglip_has_a_learned_bias_at_the_core_init():
@@ -187,6 +187,16 @@ def test_base_preset_image_tower_is_vit_b16_sized():
     counts = count_parameters(ClipModel(cfg, 30522, PAD))
     assert 80e6 < counts["image"] < 90e6
     assert counts["total"] == counts["image"] + counts["text"] + 1  # + the logit scale
+
+
+@pytest.mark.parametrize("preset, size", [("clip", "tiny"), ("clip-small", "small"), ("clip-base", "base")])
+def test_each_preset_has_its_listed_tower_sizes(preset, size):
+    from dataclasses import asdict
+
+    from workbench.experiments import load_config
+
+    cfg = load_config(preset)
+    assert {k: v for k, v in asdict(cfg.model).items() if k in SIZES[size]} == SIZES[size]
 
 
 # ---- overfitting sanity ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from workbench.train.bundle import load_bundle, save_bundle
 
 DEMO = CHECKPOINTS / "clip-demo"
 ARTIFACTS = ("embeddings", "top_captions.parquet")
+RECALLS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 
 
 def list_sources(runs_root=None, checkpoints_root=CHECKPOINTS) -> list[Source]:
@@ -134,7 +135,8 @@ def export_run(run_id: str, out: Path, runs_root=None) -> dict:
     out = Path(out)
     staging = out.with_name(f".{out.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
-    save_bundle(staging, to_dict(cfg), model.state_dict(), metrics, bundle_readme(run.id, cfg, metrics))
+    save_bundle(staging, to_dict(cfg), model.state_dict(), metrics,
+                bundle_readme(run.id, cfg, metrics, projection_test()))
     for name in ARTIFACTS:
         src = run.artifacts_dir / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, staging / name)
@@ -149,7 +151,7 @@ def _pct(m: dict | None, key: str) -> str:
 
 
 def retrieval_rows(metrics: dict, projection: dict | None = None) -> str:
-    keys = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
+    keys = RECALLS
     rows = [("trained (this model)", metrics.get("test")), ("untrained", metrics.get("untrained")),
             ("chance", metrics.get("chance"))]
     if projection:
@@ -157,7 +159,28 @@ def retrieval_rows(metrics: dict, projection: dict | None = None) -> str:
     return "\n".join(f"| {name} | " + " | ".join(_pct(m, k) for k in keys) + " |" for name, m in rows if m)
 
 
-def bundle_readme(run_id: str, cfg: ClipConfig, metrics: dict) -> str:
+PROJECTION_DEMO = CHECKPOINTS / "projection-demo"
+
+def projection_test(folder: Path = PROJECTION_DEMO) -> dict | None:
+    """The projection demo's test R@K (frozen encoders + trained heads, the same geo-captions
+    test split), or None when it is not there."""
+    file = Path(folder) / "metrics.json"
+    try:
+        return json.loads(file.read_text()).get("test")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def comparison(ours: dict, theirs: dict) -> str:
+    """One line: on how many of the six recalls each model is ahead (ties counted apart)."""
+    ahead = [k for k in RECALLS if ours.get(k, 0) > theirs.get(k, 0)]
+    behind = [k for k in RECALLS if ours.get(k, 0) < theirs.get(k, 0)]
+    return (f"CLIP from scratch is ahead on {len(ahead)} of 6 recalls ({', '.join(ahead) or 'none'}), the "
+            f"projection demo on {len(behind)} ({', '.join(behind) or 'none'}); mean R@K "
+            f"{ours.get('r_mean', 0) * 100:.1f} vs {theirs.get('r_mean', 0) * 100:.1f}.")
+
+
+def bundle_readme(run_id: str, cfg: ClipConfig, metrics: dict, projection: dict | None = None) -> str:
     m, params = cfg.model, metrics.get("params", {})
     counts = metrics.get("counts", {})
     zs = metrics.get("zero_shot", {})
@@ -166,6 +189,10 @@ def bundle_readme(run_id: str, cfg: ClipConfig, metrics: dict) -> str:
         f"| {task} | {v['classes']} | {v['images']} | {v['top1'] * 100:.1f} | "
         f"{zs_u.get(task, {}).get('top1', float('nan')) * 100:.1f} | {v['chance_top1'] * 100:.1f} | "
         f"{v['majority_top1'] * 100:.1f} |" for task, v in zs.items())
+    losing = [task for task, v in zs.items() if v["majority_top1"] >= v["top1"]]
+    if losing:
+        zero += (f"\n\nAlways answering the most frequent class beats the zero-shot classifier on: "
+                 f"{', '.join(losing)}.")
     return f"""# clip-demo
 
 CLIP trained from scratch on `{cfg.data.dir}` ({cfg.data.format}): ViT {m.img_size} px / patch
@@ -179,7 +206,9 @@ Run `{run_id}`, exported with `python -m workbench clip export-demo RUN_ID`.
 
 | model | I2T R@1 | R@5 | R@10 | T2I R@1 | R@5 | R@10 |
 | --- | --- | --- | --- | --- | --- | --- |
-{retrieval_rows(metrics)}
+{retrieval_rows(metrics, projection)}
+
+{comparison(metrics.get("test", {}), projection) if projection and metrics.get("test") else ""}
 
 ## Zero-shot classification of the test tiles (top-1 %, prompt ensembles)
 
