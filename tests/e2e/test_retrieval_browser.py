@@ -1,6 +1,7 @@
-"""The Retrieval page in a real, offline browser: the demo projection model answers the
-default caption with 8 tiles (images served by the app) and 8 places on the offline map;
-typing another caption and pressing Enter changes the tiles. Screenshot: /tmp/retrieval_e2e.png."""
+"""The Retrieval page in a real, offline browser: the two demo models (projection heads and
+CLIP from scratch, both preselected) answer the default caption side by side with 8 tiles
+each (images served by the app) and 16 places on one offline map; typing another caption
+and pressing Enter changes the tiles. Screenshot: /tmp/retrieval_e2e.png."""
 from __future__ import annotations
 
 import re
@@ -38,8 +39,9 @@ def test_a_caption_returns_tiles_and_places_and_a_new_caption_changes_them(
     page.get_by_text("Caption → images").wait_for(timeout=60_000)
     page.get_by_text(TILE_CAPTION).first.wait_for(timeout=60_000)
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stImage] img')]"
-                           ".filter(i => i.complete && i.naturalWidth > 0).length >= 8", timeout=30_000)
-    assert poll_map(page, POINTS, 8) == 8
+                           ".filter(i => i.complete && i.naturalWidth > 0).length >= 16", timeout=30_000)
+    page.get_by_text("checkpoint: clip-demo", exact=True).first.wait_for(timeout=30_000)  # its column's heading
+    assert poll_map(page, POINTS, 16) == 16
     before = _first_tile_caption(page)
 
     box = page.get_by_label(re.compile("A caption"))
