@@ -17,10 +17,13 @@ loaded model has:
 | ``caption()`` | one line saying what the model is |
 | ``metric_rows()`` | rows ``{"model", "heads", <TABLE_KEYS>}`` of the R@K table (percent), trained model first |
 
-The functions below work on any such model.
+``ServedModel`` gives ``images``, ``texts`` and ``tile_path`` to a loaded model that has
+``embeddings`` and a ``data_root()``. The functions below work on any such model.
 """
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -31,6 +34,34 @@ from workbench.contrastive.retrieval import top_k
 from workbench.errors import InputError
 
 TABLE_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "i2t_median_rank", "t2i_median_rank")
+
+
+class ServedModel:
+    """The meta-row views and tile lookup every served model shares (a mixin for the lines'
+    loaded-model dataclasses, which give ``embeddings`` and ``data_root``)."""
+
+    embeddings: object  # workbench.contrastive.artifacts.Embeddings
+
+    def data_root(self) -> Path:
+        """The folder the image paths in the meta rows are relative to."""
+        raise NotImplementedError
+
+    @functools.cached_property
+    def images(self) -> pd.DataFrame:
+        meta = self.embeddings.meta
+        return meta[meta["modality"] == "image"].sort_values("row").reset_index(drop=True)
+
+    @functools.cached_property
+    def texts(self) -> pd.DataFrame:
+        meta = self.embeddings.meta
+        return meta[meta["modality"] == "text"].sort_values("row").reset_index(drop=True)
+
+    def tile_path(self, relative: str) -> Path | None:
+        """An image's file (in the data folder the model was trained on), if present."""
+        if not relative:
+            return None
+        path = self.data_root() / relative
+        return path if path.is_file() else None
 
 
 def providers() -> dict[str, ModuleType]:

@@ -7,7 +7,6 @@ the test-split artifacts ``embeddings/`` (image.npy, text.npy, meta.parquet) and
 """
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 
 from workbench.config import from_dict, to_dict
 from workbench.contrastive.artifacts import Embeddings, read_embeddings
+from workbench.contrastive.serving import ServedModel
 from workbench.errors import NotFoundError, WorkbenchError
 from workbench.lines.clip.config import ClipConfig
 from workbench.paths import CHECKPOINTS, repo_path
@@ -36,7 +36,7 @@ def list_sources(runs_root=None, checkpoints_root=CHECKPOINTS) -> list[Source]:
 
 def model_from_state(config: dict, state: dict):
     """(cfg, tokenizer, model in eval mode) from a checkpoint's config and state dict."""
-    from workbench.lines.clip.experiment import build_model, tokenizer_from_state
+    from workbench.lines.clip.models import build_model, tokenizer_from_state
 
     cfg = from_dict(ClipConfig, config)
     tokenizer = tokenizer_from_state(state)
@@ -46,7 +46,7 @@ def model_from_state(config: dict, state: dict):
 
 
 @dataclass
-class LoadedClip:
+class LoadedClip(ServedModel):
     source: Source
     cfg: ClipConfig
     tokenizer: object
@@ -55,21 +55,8 @@ class LoadedClip:
     embeddings: Embeddings
     gallery: pd.DataFrame  # top_captions.parquet
 
-    @functools.cached_property
-    def images(self) -> pd.DataFrame:
-        meta = self.embeddings.meta
-        return meta[meta["modality"] == "image"].sort_values("row").reset_index(drop=True)
-
-    @functools.cached_property
-    def texts(self) -> pd.DataFrame:
-        meta = self.embeddings.meta
-        return meta[meta["modality"] == "text"].sort_values("row").reset_index(drop=True)
-
-    def tile_path(self, relative: str) -> Path | None:
-        if not relative:
-            return None
-        path = repo_path(self.cfg.data.dir) / relative
-        return path if path.is_file() else None
+    def data_root(self) -> Path:
+        return repo_path(self.cfg.data.dir)
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:

@@ -29,37 +29,11 @@ from workbench.experiments.base import EXPERIMENTS, Experiment
 from workbench.io import write_json
 from workbench.lines.clip import evaluate as ev
 from workbench.lines.clip.config import ClipConfig
+from workbench.lines.clip.models import build_model
 from workbench.paths import repo_path
 from workbench.runs import progress
 
 IMAGE_CACHE = "data/cache/clip"
-
-
-def attach_tokenizer(model: nn.Module, tokenizer) -> nn.Module:
-    """Store the tokenizer in the model's state dict (a uint8 buffer of its state JSON)."""
-    import json
-
-    blob = json.dumps(tokenizer.state()).encode("utf-8")
-    model.register_buffer("tokenizer_state", torch.tensor(list(blob), dtype=torch.uint8), persistent=True)
-    return model
-
-
-def tokenizer_from_state(state: dict):
-    """The tokenizer stored by ``attach_tokenizer`` in a state dict."""
-    import json
-
-    from workbench.errors import WorkbenchError
-    from workbench.lines.clip.tokenizer import ClipTokenizer
-
-    if "tokenizer_state" not in state:
-        raise WorkbenchError("the checkpoint has no tokenizer_state: not a clip model")
-    return ClipTokenizer.from_state(json.loads(bytes(state["tokenizer_state"].tolist()).decode("utf-8")))
-
-
-def build_model(cfg: ClipConfig, tokenizer) -> nn.Module:
-    from workbench.lines.clip.models import ClipModel
-
-    return attach_tokenizer(ClipModel(cfg, tokenizer.vocab_size, tokenizer.pad_id), tokenizer)
 
 
 def cached_images(paths: list[str], size: int, cache_dir: Path) -> torch.Tensor:

@@ -228,3 +228,31 @@ def count_parameters(model: ClipModel) -> dict[str, int]:
 
     return {"image": size(model.image_tower, model.image_proj), "text": size(model.text_tower, model.text_proj),
             "total": size(model)}
+
+
+# -- the tokenizer inside the model ---------------------------------------------------------
+
+
+def attach_tokenizer(model: nn.Module, tokenizer) -> nn.Module:
+    """Store the tokenizer in the model's state dict (a uint8 buffer of its state JSON)."""
+    import json
+
+    blob = json.dumps(tokenizer.state()).encode("utf-8")
+    model.register_buffer("tokenizer_state", torch.tensor(list(blob), dtype=torch.uint8), persistent=True)
+    return model
+
+
+def tokenizer_from_state(state: dict):
+    """The tokenizer stored by ``attach_tokenizer`` in a state dict."""
+    import json
+
+    from workbench.errors import WorkbenchError
+    from workbench.lines.clip.tokenizer import ClipTokenizer  # the bottom of the line: no cycle
+
+    if "tokenizer_state" not in state:
+        raise WorkbenchError("the checkpoint has no tokenizer_state: not a clip model")
+    return ClipTokenizer.from_state(json.loads(bytes(state["tokenizer_state"].tolist()).decode("utf-8")))
+
+
+def build_model(cfg: ClipConfig, tokenizer) -> nn.Module:
+    return attach_tokenizer(ClipModel(cfg, tokenizer.vocab_size, tokenizer.pad_id), tokenizer)

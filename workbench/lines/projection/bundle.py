@@ -6,7 +6,6 @@ meta.parquet) and ``top_captions.parquet``. A run holds the same under ``artifac
 """
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import time
@@ -19,7 +18,7 @@ import torch
 from workbench.config import from_dict, to_dict
 from workbench.contrastive.artifacts import Embeddings, read_embeddings
 from workbench.contrastive.serving import (  # noqa: F401 (the generic queries, named here too)
-    TABLE_KEYS, captions_for_image, check_query, images_for_query, table_row)
+    TABLE_KEYS, ServedModel, captions_for_image, check_query, images_for_query, table_row)
 from workbench.errors import InputError, NotFoundError, WorkbenchError
 from workbench.lines.projection.config import ProjectionConfig
 from workbench.lines.projection.data import resolve
@@ -48,7 +47,7 @@ def model_from_state(config: dict, state: dict) -> tuple[ProjectionConfig, Proje
 
 
 @dataclass
-class LoadedProjection:
+class LoadedProjection(ServedModel):
     source: Source
     cfg: ProjectionConfig
     model: ProjectionModel
@@ -56,22 +55,8 @@ class LoadedProjection:
     embeddings: Embeddings
     gallery: pd.DataFrame  # top_captions.parquet
 
-    @functools.cached_property
-    def images(self) -> pd.DataFrame:
-        meta = self.embeddings.meta
-        return meta[meta["modality"] == "image"].sort_values("row").reset_index(drop=True)
-
-    @functools.cached_property
-    def texts(self) -> pd.DataFrame:
-        meta = self.embeddings.meta
-        return meta[meta["modality"] == "text"].sort_values("row").reset_index(drop=True)
-
-    def tile_path(self, relative: str) -> Path | None:
-        """The image file of a tile (the data folder the model was trained on), if present."""
-        if not relative:
-            return None
-        path = resolve(self.cfg.data.dir) / relative
-        return path if path.is_file() else None
+    def data_root(self) -> Path:
+        return resolve(self.cfg.data.dir)
 
     # the serving interface (workbench.contrastive.serving)
     @property
