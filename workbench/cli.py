@@ -260,6 +260,55 @@ def cmd_bench(args) -> int:
     return 0
 
 
+# -- embed -------------------------------------------------------------------------------
+
+
+@command("embed", "project an embedding set (PCA / UMAP / t-SNE), cached, as a job")
+def _embed_parser(sub):
+    p = sub.add_parser("embed", help=_embed_parser.help, description=(
+        "Project one embedding set of a run or bundle to 2-D or 3-D. The result is cached by the set's "
+        "bytes and every parameter: a rerun returns at once. SOURCE: a bundle or run name "
+        "(clip-demo, clip-2026...), a label (\"checkpoint: clip-demo\") or an embeddings folder; "
+        "'list' lists the sets."))
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--set", dest="set_name", default=None, help="the set's name (default: the first)")
+    p.add_argument("--method", default="pca", choices=("pca", "umap", "tsne"))
+    p.add_argument("--dims", type=int, default=2, choices=(2, 3))
+    p.add_argument("--metric", default="cosine", choices=("cosine", "euclidean"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-points", type=int, default=0, help="a seeded sample of this many points; 0 = all")
+    p.add_argument("--force", action="store_true", help="recompute even when cached")
+    p.add_argument("--detach", action="store_true", help="start it as a background job and print its key")
+    p.add_argument("--label", default=None, help=argparse.SUPPRESS)  # the source label a launched job reports
+    p.add_argument("--runs", default=None, help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    p.set_defaults(func=cmd_embed)
+    return p
+
+
+def cmd_embed(args) -> int:
+    from dataclasses import replace
+
+    from workbench.embeddings import jobs
+    from workbench.embeddings.sets import find_set, list_sets
+
+    if args.source == "list":
+        _print_json([{"source": r.source, "set": r.name, "folder": str(r.folder)} for r in list_sets(args.runs)])
+        return 0
+    ref = find_set(args.source, args.set_name, args.runs)
+    if args.label:
+        ref = replace(ref, source=args.label)
+    params = jobs.Params(args.method, args.dims, args.metric, args.seed, args.max_points).check()
+    if args.detach:
+        key = jobs.launch(ref, params)
+        _print_json({"key": key, "folder": str(jobs.job_dir(key)), **jobs.read_status(key)})
+        return 0
+    key, status = jobs.run(ref, params, force=args.force)
+    result = jobs.load_result(key) if status.get("state") == "done" else {}
+    result.pop("coords", None), result.pop("rows", None)
+    _print_json({"key": key, "state": status.get("state"), "cached": bool(status.get("cached")), **result})
+    return 0 if status.get("state") == "done" else 1
+
+
 # -- data --------------------------------------------------------------------------------
 
 
