@@ -1,0 +1,69 @@
+"""Embeddings: any run's or bundle's embedding space in 2-D / 3-D (PCA, UMAP, t-SNE), every
+point drawn (WebGL), coloured by any metadata column; a box / lasso selection -> those points
+on the offline map, their nearest neighbours in the original space and a gallery; a click on
+the map -> the points near it ringed in the scatter. Projections run as background jobs and
+are cached; the page only reads them."""
+import streamlit as st
+
+from workbench.ui.widgets import page_setup
+
+page_setup()
+
+from workbench.errors import WorkbenchError  # noqa: E402
+from workbench.ui import embeddings as ui  # noqa: E402
+
+st.title("Embeddings")
+st.caption("t-SNE / UMAP / PCA of an embedding set, linked to the map. Projections are computed by jobs "
+           "(`python -m workbench embed ...`) and cached by the data and every parameter.")
+
+ref = ui.pick_set()
+if ref is None:
+    st.stop()
+try:
+    x, meta = ui.load(ref)
+except WorkbenchError as exc:
+    st.error(f"{ref.key}: {exc}")
+    st.stop()
+
+params = ui.params_form(len(x))
+try:
+    key = ui.projection_key(ref, params.check())
+except WorkbenchError as exc:
+    st.error(str(exc))
+    st.stop()
+status = ui.job_panel(ref, params, key)
+if status.get("state") != "done":
+    st.stop()
+
+res = ui.result(key)
+coords, rows = res["coords"], res["rows"]
+shown = meta.iloc[rows].reset_index(drop=True)
+st.caption(ui.quality_caption(res))
+
+c1, c2 = st.columns([3, 1])
+color = c1.selectbox("Colour by", ui.color_columns(shown), key="em_color")
+join = c2.checkbox("Join paired points", value=False, key="em_join",
+                   help="a line from each image to its captions (the set's 'group' column)")
+highlight = ui.near_click(shown, st.session_state.get("em_click"))
+event = st.plotly_chart(ui.scatter(coords, shown, color, highlight, join), key="em_scatter", on_select="rerun",
+                        selection_mode=("box", "lasso"), width="stretch")
+chosen = ui.selected_points(event)
+
+st.subheader(f"Selection: {len(chosen):,} points" if len(chosen) else "Selection")
+if not len(chosen):
+    st.caption(f"Draw a box or a lasso on the scatter to see those points on the map. A click on the map rings "
+               f"the points within {ui.NEAR_KM:.0f} km of it in the scatter ({len(highlight):,} now).")
+left, right = st.columns([3, 2])
+with left:
+    click = ui.selection_map(shown, chosen, key="em_map")
+    if click and click != st.session_state.get("em_click"):
+        st.session_state["em_click"] = click
+        st.rerun()
+with right:
+    if len(chosen):
+        st.markdown("**Nearest to the selection (original space)**")
+        st.dataframe(ui.neighbours(x[rows], shown, chosen, params.metric), hide_index=True, key="em_knn")
+if len(chosen):
+    ui.gallery(shown, chosen, ref)
+    cols = [c for c in shown.columns if c not in ("row",)]
+    st.dataframe(shown.iloc[chosen][cols].head(500), hide_index=True, key="em_selection")
