@@ -116,7 +116,7 @@ def _tsne(x: np.ndarray, dims: int, seed: int | None, perplexity: float, report:
         raise Stopped
     tsne = TSNE(n_components=dims, perplexity=perplexity, metric="euclidean", n_jobs=-1,
                 random_state=seed if seed is not None else None, callbacks=callback, callbacks_every_iters=10,
-                negative_gradient_method="fft" if dims == 2 else "bh", verbose=False)
+                negative_gradient_method="auto" if dims == 2 else "bh", verbose=False)  # auto: BH below 10k points, FFT above
     y = tsne.fit(x)
     if done["iters"] < total - 10:  # a callback returned True: openTSNE stopped early
         raise Stopped

@@ -4,7 +4,7 @@ A run writes them under ``artifacts/embeddings/``, a bundle under ``embeddings/`
 
 | file | content |
 | --- | --- |
-| ``<name>.npy`` | float32 [N, D] |
+| ``<name>.npy`` | float32 [N, D] (or float16, to halve a bundle: read back as float32) |
 | ``<name>.parquet`` | N rows, in the order of the .npy: ``id`` (unique), ``modality`` ("image", "text", "location", ...), ``group`` (links paired points, e.g. an image and its captions; may repeat), ``split``, ``lat`` / ``lon`` (NaN where unknown) and any label columns (country, continent, cell, caption, path, ...) |
 
 The contrastive lines' paired layout (``image.npy`` + ``text.npy`` + ``meta.parquet``,
@@ -80,8 +80,12 @@ def check_meta(meta: pd.DataFrame, n: int) -> None:
         raise InputError(f"embeddings ids must be unique; '{first}' repeats")
 
 
-def write_set(folder: str | Path, name: str, vectors: np.ndarray, meta: pd.DataFrame) -> Path:
-    """``<name>.npy`` + ``<name>.parquet`` in ``folder`` (atomic files), after checking them."""
+def write_set(folder: str | Path, name: str, vectors: np.ndarray, meta: pd.DataFrame,
+              dtype: str = "float32") -> Path:
+    """``<name>.npy`` + ``<name>.parquet`` in ``folder`` (atomic files), after checking them.
+    ``dtype`` float16 halves the file (bundles); readers get float32 either way."""
+    if dtype not in ("float32", "float16"):
+        raise InputError(f"embedding sets are stored as float32 or float16, not {dtype}")
     if not name or "/" in name or name.startswith("."):
         raise InputError(f"bad embedding set name {name!r}")
     vectors = np.asarray(vectors)
@@ -94,7 +98,7 @@ def write_set(folder: str | Path, name: str, vectors: np.ndarray, meta: pd.DataF
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / f"{name}.npy") as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(vectors, dtype=np.float32))
+            np.save(f, np.ascontiguousarray(vectors, dtype=dtype))
     with atomic_path(folder / f"{name}.parquet") as tmp:
         meta.reset_index(drop=True).to_parquet(tmp, index=False)
     return folder / f"{name}.npy"
@@ -139,6 +143,8 @@ def read_set(ref: SetRef, mmap: bool = True) -> EmbeddingSet:
         except ValueError as exc:
             raise InputError(f"{npy} is not a .npy array ({exc})") from None
         meta = pd.read_parquet(parquet)
+        if vectors.dtype != np.float32:
+            vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2:
         raise InputError(f"embedding set '{ref.name}' of {ref.source}: vectors must be [N, D], got {vectors.shape}")
     check_meta(meta, len(vectors))

@@ -18,8 +18,13 @@ def demo():
 def test_bundle_is_complete_and_small():
     for name in ("model.pt", "config.yaml", "partition.csv", "metrics.json", "predictions.parquet"):
         assert (DEMO_CHECKPOINT / name).is_file(), name
-    total = sum(p.stat().st_size for p in DEMO_CHECKPOINT.iterdir())
-    assert total < 25 * 2**20
+    total = sum(p.stat().st_size for p in DEMO_CHECKPOINT.rglob("*") if p.is_file())
+    assert total < 6 * 2**20
+    import torch
+
+    payload = torch.load(DEMO_CHECKPOINT / "model.pt", weights_only=True)
+    # the frozen EfficientNet-Lite0 ships in a package: named, not copied
+    assert payload["backbone_weights"] == "offline" and not any(k.startswith("backbone.") for k in payload["model"])
 
 
 def test_saved_metrics_beat_the_most_frequent_cell_on_test():

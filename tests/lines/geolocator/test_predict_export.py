@@ -27,7 +27,16 @@ def test_bundle_files_and_metrics(tiny_bundle):
     metrics = json.loads((tiny_bundle / "metrics.json").read_text())
     assert set(metrics["val"]) == {"n", "model", "oracle", "most_frequent_cell"}
     assert metrics["val"]["n"] == 12 and metrics["predictions_split"] == "val"
-    assert len(pd.read_parquet(tiny_bundle / "predictions.parquet")) == 12
+    predictions = pd.read_parquet(tiny_bundle / "predictions.parquet")
+    assert len(predictions) == 12
+    from workbench.embeddings.sets import SetRef, read_set, set_names
+
+    assert set_names(tiny_bundle / "embeddings") == ["features", "logits"]
+    features = read_set(SetRef("b", "features", tiny_bundle / "embeddings"))
+    assert features.vectors.shape[0] == 12 and features.vectors.shape[1] > 1
+    assert features.meta["id"].tolist() == [f"image:{i}" for i in predictions["index"]]  # the same images, in order
+    np.testing.assert_allclose(features.meta["lat"], predictions["true_lat"])
+    assert metrics["embeddings"] == ["features", "logits"]
     payload = torch.load(tiny_bundle / "model.pt", weights_only=True)
     assert set(payload) == {"format", "kind", "config", "model"}  # no optimiser state: a small file
 

@@ -7,6 +7,7 @@ Uses the demo config's city subset so the MiniLM targets come from the on-disk c
 """
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,6 +64,14 @@ def test_training_lowers_val_loss_and_beats_the_untrained_model(trained):
     assert r10["mean"] > seeds["untrained"]["retrieval_r10"]["mean"]
     index = torch.load(run.artifacts_dir / "index.pt", weights_only=True)
     assert index["pooled"].shape == (summary["n_val"], 384)
+    from workbench.embeddings.sets import SetRef, read_set
+
+    pairs = read_set(SetRef("run", "predicted", run.artifacts_dir / "embeddings"))
+    n = summary["n_val"]
+    assert pairs.vectors.shape == (2 * n, 384) and pairs.meta["modality"].value_counts().to_dict() == {
+        "predicted": n, "target": n}
+    np.testing.assert_allclose(pairs.vectors[n:], index["pooled"].float().numpy(), atol=1e-2)  # fp16 index
+    assert read_set(SetRef("run", "location", run.artifacts_dir / "embeddings")).vectors.shape[0] == n
 
 
 def test_export_then_weights_cli(trained, tmp_path, capsys):
@@ -70,8 +79,8 @@ def test_export_then_weights_cli(trained, tmp_path, capsys):
     out = tmp_path / "bundle"
     assert main(["softprompt", "--runs", str(store.root), "export", run.id, "--out", str(out)]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "cities.csv", "config.yaml", "index.pt", "metrics.json",
-                                                     "model.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "cities.csv", "config.yaml", "embeddings", "index.pt",
+                                                     "metrics.json", "model.pt"]
     assert "| trained |" in (out / "README.md").read_text()
     assert metrics["held_out"]["retrieval_r10"] > metrics["untrained"]["retrieval_r10"]
     assert metrics["seeds"]["trained"]["token_cosine"]["n"] == 2

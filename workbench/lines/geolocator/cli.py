@@ -75,7 +75,10 @@ def _export_parser(sub):
                                          "predictions.parquet")
     c.add_argument("source", metavar="RUN_OR_CHECKPOINT")
     c.add_argument("--out", required=True, help="output folder (e.g. checkpoints/geolocator-demo)")
-    for q in (o, c):
+    b = es.add_parser("embeddings", help="(re)write a bundle's embeddings/ (backbone features and logits of its "
+                                         "predictions split) from its own weights")
+    b.add_argument("source", metavar="BUNDLE")
+    for q in (o, c, b):
         q.add_argument("--runs", help="runs directory for run ids (default: $WORKBENCH_RUNS or ./runs)")
     p.set_defaults(func=cmd_export)
     return p
@@ -89,6 +92,11 @@ def cmd_export(args) -> int:
         ckpt = resolve_checkpoint(args.source, args.runs)
         out = Path(args.out) if args.out else ckpt.parent / "model.onnx"
         _print_json(export_onnx(ckpt, out, opset=args.opset, runs_root=args.runs))
+        return 0
+    if args.format == "embeddings":
+        from workbench.lines.geolocator.export import bundle_embeddings
+
+        _print_json(bundle_embeddings(args.source, args.runs))
         return 0
     from workbench.lines.geolocator.export import export_bundle
 

@@ -81,16 +81,19 @@ def geolocation_metrics(true_latlon: np.ndarray, pred_latlon: np.ndarray, y_true
 
 
 @torch.no_grad()
-def predict_loader(model, loader, top_k: int = 5, device: torch.device | None = None) -> dict[str, Any]:
+def predict_loader(model, loader, top_k: int = 5, device: torch.device | None = None,
+                   keep_embeddings: bool = False) -> dict[str, Any]:
     """Run the classifier over a loader of {"image", "label", "latlon", "index"} batches.
 
     Returns numpy arrays: index [N], label [N], latlon [N, 2], top_idx / top_prob [N, k]
-    (k = min(top_k, K)), plus "loss" (mean label-space loss) and "n".
+    (k = min(top_k, K)), plus "loss" (mean label-space loss) and "n"; with
+    ``keep_embeddings`` also "features" [N, D] (the backbone's) and "logits" [N, n_outputs].
     """
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    parts: dict[str, list] = {k: [] for k in ("index", "label", "latlon", "top_idx", "top_prob")}
+    keys = ("index", "label", "latlon", "top_idx", "top_prob") + (("features", "logits") if keep_embeddings else ())
+    parts: dict[str, list] = {k: [] for k in keys}
     loss_sum, n = 0.0, 0
     k = min(top_k, model.labels.n_cells)
     total = len(loader.dataset) if hasattr(loader.dataset, "__len__") else None
@@ -102,13 +105,17 @@ def predict_loader(model, loader, top_k: int = 5, device: torch.device | None = 
             continue
         x = batch["image"].to(device)
         labels, latlon = batch["label"].to(device), batch["latlon"].to(device)
-        logits = model(x)
+        features = model.features(x)
+        logits = model.head(features)
         loss_sum += float(model.labels.loss(logits, labels, latlon)) * len(labels)
         n += len(labels)
         prob, idx = model.labels.cell_log_probs(logits).exp().topk(k, dim=1)
         for key, value in (("index", batch["index"]), ("label", labels), ("latlon", latlon),
                            ("top_idx", idx), ("top_prob", prob)):
             parts[key].append(value.cpu())
+        if keep_embeddings:
+            parts["features"].append(features.float().cpu())
+            parts["logits"].append(logits.float().cpu())
     model.train(was_training)
     if n == 0:
         raise InputError("no image of the evaluation set could be loaded")
@@ -167,3 +174,29 @@ def most_frequent_cell_baseline(partition: Partition, lat: np.ndarray, lon: np.n
     c_lat, c_lon = partition.centroids()
     d = haversine_km(np.asarray(lat, np.float64), np.asarray(lon, np.float64), c_lat[best], c_lon[best])
     return {**error_summary(d, thresholds), "cell": str(partition.cells["token"].iloc[best])}
+
+
+def embedding_sets(pred: dict[str, Any], frame, split: str) -> dict[str, tuple[np.ndarray, Any]]:
+    """The embeddings artifact's sets of one split (``workbench.embeddings.sets``):
+    ``features`` (backbone [N, D]) and ``logits`` ([N, n_outputs]), one row per image with
+    its true place and the prediction (``frame``: ``predictions_frame``'s rows, same order)."""
+    import pandas as pd
+
+    meta = pd.DataFrame({
+        "id": [f"image:{int(i)}" for i in frame["index"]], "modality": "image",
+        "group": [str(int(i)) for i in frame["index"]], "split": split,
+        "lat": frame["true_lat"].to_numpy(np.float64), "lon": frame["true_lon"].to_numpy(np.float64),
+        "country": frame.get("country", ""), "place": frame.get("place", ""),
+        "cell": frame["true_token"].astype(str), "pred_cell": frame["pred_token"].astype(str),
+        "correct": frame["correct"].to_numpy(), "distance_km": frame["distance_km"].to_numpy(np.float64),
+        "path": frame.get("path", "")})
+    return {"features": (pred["features"], meta), "logits": (pred["logits"], meta)}
+
+
+def write_embedding_sets(folder, pred: dict[str, Any], frame, split: str, dtype: str = "float16") -> list[str]:
+    from workbench.embeddings.sets import write_set
+
+    sets = embedding_sets(pred, frame, split)
+    for name, (vectors, meta) in sets.items():
+        write_set(folder, name, vectors, meta, dtype)  # float16: half the size, plenty for maps of the space
+    return list(sets)

@@ -25,7 +25,8 @@ from workbench.experiments.base import EXPERIMENTS, Experiment
 from workbench.io import json_safe
 from workbench.lines.geolocator.config import GeolocatorConfig
 from workbench.lines.geolocator.data import collate_skip
-from workbench.lines.geolocator.evaluate import evaluate_predictions, predict_loader, predictions_frame
+from workbench.lines.geolocator.evaluate import (evaluate_predictions, predict_loader, predictions_frame,
+                                                write_embedding_sets)
 from workbench.lines.geolocator.models import GeoClassifier
 from workbench.lines.geolocator.pipeline import GeolocatorPipeline
 from workbench.runs import progress
@@ -89,13 +90,14 @@ class Geolocator(GeolocatorPipeline, Experiment):
         if val_loader is None:
             return
         progress.set_phase("artifacts", "predicting the validation split", total=len(val_loader.dataset))
-        pred = predict_loader(model, val_loader, self.cfg.eval.top_k)
+        pred = predict_loader(model, val_loader, self.cfg.eval.top_k, keep_embeddings=True)
         progress.set_phase("artifacts", "writing predictions and metrics")
         centroids = model.labels.centroid_latlon.cpu().numpy()
         metrics, pred_latlon = evaluate_predictions(pred, centroids, self.cfg.eval.location,
                                                     self.cfg.eval.weighted_k)
         frame = predictions_frame(pred, pred_latlon, p.partition, val_loader.dataset.frame)
         frame.to_parquet(artifacts_dir / "predictions.parquet", index=False)
+        write_embedding_sets(artifacts_dir / "embeddings", pred, frame, self.cfg.data.val_split)
         ref = self.reference_scores(pred["latlon"][:, 0], pred["latlon"][:, 1])
         summary = {"split": self.cfg.data.val_split, "n": int(pred["n"]), "model": metrics, **ref,
                    "n_cells": len(p.partition), "data_report": p.report.to_dict()}

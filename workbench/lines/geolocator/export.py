@@ -11,6 +11,7 @@ bundle (``workbench.train.bundle``) with the line's artifacts:
 | ``partition.csv`` | the S2 cells (``Partition.save``) |
 | ``metrics.json`` | val and test metrics next to the partition's oracle and the most-frequent-cell baseline |
 | ``predictions.parquet`` | per-image test predictions (the Errors page reads them) |
+| ``embeddings/`` | ``features`` and ``logits`` sets of the same images (the Embeddings page) |
 
 ``export_onnx(source, path)`` writes images [B, C, S, S] -> P(cell) [B, K] and checks it with
 onnxruntime against torch on sample images (same top-5 cells, probabilities within 1e-4).
@@ -28,6 +29,7 @@ from workbench.config import to_dict
 from workbench.errors import NotFoundError, WorkbenchError
 from workbench.io import json_safe
 from workbench.paths import ASSETS, REPO_ROOT
+from workbench.lines.geolocator.data import in_chans_of
 from workbench.train.bundle import save_bundle
 
 SAMPLE_PHOTOS = ASSETS / "photos"
@@ -36,6 +38,7 @@ SAMPLE_PHOTOS = ASSETS / "photos"
 def export_bundle(source: str | Path, out_dir: str | Path, splits: tuple[str, ...] = ("val", "test"),
                   runs_root: str | Path | None = None) -> dict[str, Any]:
     """Write a checkpoint bundle (see module doc) from a run / checkpoint; returns metrics.json."""
+    from workbench.lines.geolocator.evaluate import write_embedding_sets
     from workbench.lines.geolocator.pipeline import evaluate_split
     from workbench.lines.geolocator.predict import load_geolocator, resolve_checkpoint
 
@@ -52,19 +55,71 @@ def export_bundle(source: str | Path, out_dir: str | Path, splits: tuple[str, ..
                 "the cell with the most training images"}
     available = [s for s in splits if s in _splits_of(cfg)]
     for split in available:
-        result = evaluate_split(model, cfg, partition, split)
+        held_out = split == available[-1]
+        result = evaluate_split(model, cfg, partition, split, keep_embeddings=held_out)
         summary[split] = {"n": result["n"], "model": result["metrics"], "oracle": result["oracle"],
                           "most_frequent_cell": result["most_frequent_cell"]}
-        if split == available[-1]:  # the held-out split (test when there is one) feeds the Errors page
+        if held_out:  # the held-out split (test when there is one) feeds the Errors and Embeddings pages
             frame = result["predictions"]
             if "path" in frame.columns:  # a bundle travels: image paths relative to the repo when inside it
                 frame["path"] = [_repo_relative(p) for p in frame["path"]]
             frame.to_parquet(out / "predictions.parquet", index=False)
             summary["predictions_split"] = split
+            summary["embeddings"] = write_embedding_sets(out / "embeddings", result["raw"], frame, split)
     summary = json_safe(summary)
-    save_bundle(out, to_dict(cfg), model.state_dict(), summary, bundle_readme(out.name, cfg, summary))
+    state, extra = slim_state(model, cfg)
+    save_bundle(out, to_dict(cfg), state, summary, bundle_readme(out.name, cfg, summary), **extra)
     partition.save(out / "partition.csv")
     return summary
+
+
+def slim_state(model, cfg) -> tuple[dict, dict]:
+    """(state dict, bundle extras): without the backbone when it is the offline package's
+    weights, untouched (frozen for the whole run and equal to a fresh offline copy, tensor by
+    tensor): the bundle then names them (``backbone_weights: offline``) instead of copying
+    them, and ``predict._load`` rebuilds them from the package."""
+    from workbench.lines.geolocator.models import build_classifier
+
+    state = model.state_dict()
+    m = cfg.model
+    if m.weights != "offline" or not (m.freeze_epochs == -1 or m.freeze_epochs >= cfg.train.max_epochs):
+        return state, {}
+    fresh, _ = build_classifier(m, model.labels, in_chans_of(cfg.data))
+    ref = fresh.state_dict()
+    backbone = [k for k in state if k.startswith("backbone.")]
+    if not backbone or any(k not in ref or not torch.equal(state[k].cpu(), ref[k]) for k in backbone):
+        return state, {}
+    return {k: v for k, v in state.items() if not k.startswith("backbone.")}, {"backbone_weights": "offline"}
+
+
+def bundle_embeddings(bundle: str | Path, runs_root: str | Path | None = None) -> dict[str, Any]:
+    """(Re)write ``embeddings/`` of a bundle from its own weights and its predictions split
+    (metrics.json ``predictions_split``), leaving every other file as it is. The fresh
+    predictions must equal the bundle's predictions.parquet (the same weights and data)."""
+    import json
+
+    import pandas as pd
+
+    from workbench.lines.geolocator.evaluate import write_embedding_sets
+    from workbench.lines.geolocator.pipeline import evaluate_split
+    from workbench.lines.geolocator.predict import load_geolocator
+
+    bundle = Path(bundle)
+    for need in ("model.pt", "metrics.json", "predictions.parquet"):
+        if not (bundle / need).is_file():
+            raise NotFoundError(f"{bundle / need} not found: {bundle} is not a geolocator bundle")
+    split = json.loads((bundle / "metrics.json").read_text()).get("predictions_split", "val")
+    model, cfg, partition = load_geolocator(bundle / "model.pt", runs_root=runs_root)
+    result = evaluate_split(model, cfg, partition, split, keep_embeddings=True)
+    frame = result["predictions"]
+    if "path" in frame.columns:
+        frame["path"] = [_repo_relative(p) for p in frame["path"]]
+    saved = pd.read_parquet(bundle / "predictions.parquet")
+    if len(saved) != len(frame) or not np.array_equal(saved["pred_cell"].to_numpy(), frame["pred_cell"].to_numpy()):
+        raise WorkbenchError(f"the predictions of {bundle} on its {split} split differ from its predictions.parquet: "
+                             "the data or the weights changed; export the bundle again instead")
+    sets = write_embedding_sets(bundle / "embeddings", result["raw"], frame, split)
+    return {"bundle": str(bundle), "split": split, "n": int(len(frame)), "sets": sets}
 
 
 def bundle_readme(name: str, cfg, summary: dict[str, Any]) -> str:
@@ -102,11 +157,12 @@ def bundle_readme(name: str, cfg, summary: dict[str, Any]) -> str:
         "",
         "| file | content |",
         "| --- | --- |",
-        "| `model.pt` | the core bundle: config and weights with the partition inside (`torch.load(weights_only=True)`) |",
+        "| `model.pt` | the core bundle: config and weights with the partition inside (`torch.load(weights_only=True)`); a backbone frozen at its offline package weights is named (`backbone_weights: offline`), not copied |",
         "| `config.yaml` | the resolved run config |",
         "| `partition.csv` | the S2 cells (`Partition.load`) |",
         "| `metrics.json` | val and test: model vs the partition's oracle vs the most-frequent-cell baseline |",
         "| `predictions.parquet` | per-image predictions of the held-out split (the Errors page) |",
+        "| `embeddings/` | backbone features and logits of the same images (`features`, `logits`: the Embeddings page) |",
         "",
         f"{split} split ({block.get('n', '?')} images):",
         "",

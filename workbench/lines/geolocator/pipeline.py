@@ -226,11 +226,12 @@ class GeolocatorPipeline:
 
 
 def evaluate_split(model, cfg, partition: Partition, split: str, batch_size: int = 64,
-                   num_workers: int = 0) -> dict[str, Any]:
+                   num_workers: int = 0, keep_embeddings: bool = False) -> dict[str, Any]:
     """Evaluate a loaded geolocator on any split of its CSV (e.g. the held-out "test").
 
     Images are labelled with the model's own partition. Returns {"metrics", "predictions"
-    (frame), "oracle", "most_frequent_cell", "n"}.
+    (frame), "oracle", "most_frequent_cell", "n"} (and "raw", predict_loader's arrays with the
+    features and logits, when ``keep_embeddings``).
     """
     from dataclasses import replace
 
@@ -242,9 +243,10 @@ def evaluate_split(model, cfg, partition: Partition, split: str, batch_size: int
     exp.use_partition(partition)
     ds = exp.split_dataset(split)
     loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate_skip, num_workers=num_workers)
-    pred = predict_loader(model, loader, cfg.eval.top_k)
+    pred = predict_loader(model, loader, cfg.eval.top_k, keep_embeddings=keep_embeddings)
     centroids = model.labels.centroid_latlon.cpu().numpy()
     metrics, pred_latlon = evaluate_predictions(pred, centroids, cfg.eval.location, cfg.eval.weighted_k)
     refs = exp.reference_scores(pred["latlon"][:, 0], pred["latlon"][:, 1])
     frame = predictions_frame(pred, pred_latlon, partition, ds.frame)
-    return {"metrics": metrics, "predictions": frame, "n": int(pred["n"]), **refs}
+    return {"metrics": metrics, "predictions": frame, "n": int(pred["n"]), **refs,
+            **({"raw": pred} if keep_embeddings else {})}

@@ -244,13 +244,19 @@ def _load(source, device, runs_root):
     state = payload["model"]
     partition = partition_from_labels(state, meta=vars(cfg.labels))
     labels = LabelSpace(partition, cfg.labels.mode, cfg.labels.smoothing_km)
+    offline_backbone = payload.get("backbone_weights") == "offline"
     # weights=none: the checkpoint supplies every parameter, nothing is read from a package,
-    # a file or the hub
-    model, backbone = build_classifier(replace(cfg.model, weights="none"), labels, in_chans_of(cfg.data))
+    # a file or the hub; a slim bundle (export.slim_state) names its frozen backbone instead,
+    # which comes from the offline package
+    model, backbone = build_classifier(cfg.model if offline_backbone else replace(cfg.model, weights="none"),
+                                       labels, in_chans_of(cfg.data))
     try:
-        model.load_state_dict(state)
+        result = model.load_state_dict(state, strict=not offline_backbone)
     except RuntimeError as exc:
         raise WorkbenchError(f"{path} does not match its config: {str(exc).splitlines()[0]}") from None
+    if offline_backbone and (result.unexpected_keys or any(not k.startswith("backbone.") for k in result.missing_keys)):
+        raise WorkbenchError(f"{path} does not match its config: missing {result.missing_keys[:3]}, "
+                             f"unexpected {result.unexpected_keys[:3]}")
     model.source = str(path)
     return model.to(device).eval(), cfg, partition, backbone
 

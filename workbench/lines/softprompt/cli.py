@@ -51,6 +51,10 @@ def _softprompt_parser(sub):
     c.add_argument("items", nargs="*", metavar="[CONFIG] [KEY=VALUE ...]",
                    help="a YAML config (default: the softprompt preset) and key=value overrides")
 
+    b = sp.add_parser("embeddings", help="(re)write a bundle's embeddings/ (held-out cities: location features, "
+                                         "predicted vs target sequences) for the Embeddings page")
+    b.add_argument("bundle", metavar="BUNDLE", help="a soft-prompt bundle folder")
+
     s = sp.add_parser("summary", help="a finished run's artifacts/summary.json")
     s.add_argument("run_id", metavar="RUN")
     p.set_defaults(func=cmd_softprompt)
@@ -59,7 +63,18 @@ def _softprompt_parser(sub):
 
 def cmd_softprompt(args) -> int:
     return {"weights": _weights, "export": _export, "export-demo": _export, "params": _params,
-            "summary": _summary}[args.action](args)
+            "summary": _summary, "embeddings": _embeddings}[args.action](args)
+
+
+def _embeddings(args) -> int:
+    from workbench.lines.softprompt.evaluate import bundle_embeddings
+
+    folder = Path(args.bundle)
+    for need in ("cities.csv", "index.pt"):
+        if not (folder / need).is_file():
+            raise NotFoundError(f"{folder / need} not found: {folder} is not a soft-prompt bundle")
+    _print_json({"bundle": str(folder), "sets": bundle_embeddings(folder)})
+    return 0
 
 
 def _weights(args) -> int:
@@ -133,6 +148,9 @@ def export_run(run_id: str, out: Path, which: str = "best", runs_root=None) -> d
                 **bundle_info(model, to_dict(cfg)), source_run=run.id, checkpoint=which)
     for name in ("index.pt", "cities.csv"):
         shutil.copyfile(run.artifacts_dir / name, out / name)
+    from workbench.lines.softprompt.evaluate import bundle_embeddings
+
+    bundle_embeddings(out)  # of the exported weights
     return metrics
 
 

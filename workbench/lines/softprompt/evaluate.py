@@ -157,3 +157,65 @@ def write_index(data, directory: Path) -> None:
     cities["prompt"] = [data.prompts[i] for i in data.val_rows]
     columns = ["name", "country", "country_code", "continent", "lat", "lon", "population", "prompt", "n_tokens"]
     cities[columns].to_csv(directory / "cities.csv", index=False)
+
+
+@torch.no_grad()
+def embedding_sets(model, features: torch.Tensor, cities, pooled: torch.Tensor, lengths: torch.Tensor) -> dict:
+    """The embeddings artifact's sets (``workbench.embeddings.sets``) of the held-out cities:
+    ``location`` (the frozen location features [N, F]) and ``predicted`` (2N rows: each
+    city's predicted token sequence, mean-pooled over its real tokens and L2-normalised, and
+    its pooled target, modality "predicted" / "target", paired by ``group``)."""
+    import numpy as np
+    import pandas as pd
+
+    device = next(model.parameters()).device
+    tokens = torch.cat([model(features[i:i + 256].to(device))["tokens"].float().cpu()
+                        for i in range(0, len(features), 256)])  # (N, L, D)
+    mask = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]  # (N, L): each target's real tokens
+    predicted, _ = pooled_index(tokens, mask)
+    n = len(cities)
+    base = pd.DataFrame({
+        "group": [f"city:{i}" for i in range(n)], "split": "val",
+        "lat": cities["lat"].to_numpy(np.float64), "lon": cities["lon"].to_numpy(np.float64),
+        **{c: cities[c].to_numpy() for c in ("name", "country", "continent", "population") if c in cities},
+        "caption": cities["prompt"].astype(str).to_numpy() if "prompt" in cities else ""})
+    location = base.assign(id=base["group"], modality="location")
+    pairs = pd.concat([base.assign(id=[f"predicted:{i}" for i in range(n)], modality="predicted"),
+                       base.assign(id=[f"target:{i}" for i in range(n)], modality="target")], ignore_index=True)
+    return {"location": (features.float().numpy(), location),
+            "predicted": (torch.cat([predicted, pooled.float()]).numpy(), pairs)}
+
+
+def write_embedding_sets(folder: Path, model, features: torch.Tensor, cities, pooled: torch.Tensor,
+                         lengths: torch.Tensor, dtype: str = "float16") -> list[str]:
+    from workbench.embeddings.sets import write_set
+
+    sets = embedding_sets(model, features, cities, pooled, lengths)
+    for name, (vectors, meta) in sets.items():
+        write_set(folder, name, vectors, meta, dtype)  # float16: half the size, plenty for maps of the space
+    return list(sets)
+
+
+def bundle_embeddings(directory: Path) -> list[str]:
+    """Write ``embeddings/`` into a soft-prompt bundle (or a run's artifacts folder) from what
+    it holds: the model, ``cities.csv`` and ``index.pt``; the location features are encoded
+    again by the frozen encoder the config names (cached)."""
+    import numpy as np
+    import pandas as pd
+
+    from workbench.encoders.location import encode_cached
+    from workbench.lines.softprompt.bundle import load_model
+    from workbench.lines.softprompt.models import location_encoder_kwargs
+
+    directory = Path(directory)
+    model_file = directory / "model.pt"
+    if not model_file.is_file():
+        model_file = directory.parent / "checkpoints" / "best.pt"
+    cfg, model = load_model(model_file)
+    cities = pd.read_csv(directory / "cities.csv")
+    index = torch.load(directory / "index.pt", weights_only=True)
+    name = cfg.features.location_encoder
+    features = torch.from_numpy(encode_cached(name, cities[["lat", "lon"]].to_numpy(np.float64),
+                                              **location_encoder_kwargs(name)))
+    return write_embedding_sets(directory / "embeddings", model, features, cities, index["pooled"].float(),
+                                index["lengths"])

@@ -25,7 +25,8 @@ from torch import nn
 from workbench.config import to_dict
 from workbench.experiments.base import EXPERIMENTS, Experiment
 from workbench.lines.softprompt.config import SoftPromptConfig
-from workbench.lines.softprompt.evaluate import evaluate_sequences, reference_baselines, summarize_seeds, write_index
+from workbench.lines.softprompt.evaluate import (evaluate_sequences, pooled_index, reference_baselines, summarize_seeds,
+                                                write_embedding_sets, write_index)
 from workbench.lines.softprompt.losses import compute_losses
 from workbench.lines.softprompt.models import (build_sequence_model, init_dictionary, location_encoder, model_dims,
                                                parameter_counts)
@@ -110,6 +111,12 @@ class SoftPromptExperiment(Experiment):
         artifacts_dir.mkdir(parents=True, exist_ok=True)
         write_index(self.data, artifacts_dir)
         device = next(model.parameters()).device
+        progress.set_phase("artifacts", "embeddings of the held-out cities")
+        rows = torch.as_tensor(self.data.val_rows)
+        pooled, lengths = pooled_index(self.data.targets.states[rows], self.data.targets.mask[rows])
+        cities = self.data.cities.iloc[self.data.val_rows].assign(prompt=[self.data.prompts[i] for i in self.data.val_rows])
+        write_embedding_sets(artifacts_dir / "embeddings", model.eval(), self.data.features[rows], cities, pooled,
+                             lengths)
         progress.set_phase("eval", "evaluating the trained and untrained models")
         final = self.evaluate(model.eval(), val_loader)
         untrained = self.evaluate(self.untrained_model().to(device), val_loader)
