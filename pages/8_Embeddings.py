@@ -1,8 +1,9 @@
 """Embeddings: any run's or bundle's embedding space in 2-D / 3-D (PCA, UMAP, t-SNE), every
 point drawn (WebGL), coloured by any metadata column; a box / lasso selection -> those points
 on the offline map, their nearest neighbours in the original space and a gallery; a click on
-the map -> the points near it ringed in the scatter. Projections run as background jobs and
-are cached; the page only reads them."""
+the map -> the points near it ringed in the scatter; two projections side by side.
+Projections run as background jobs and are cached; the page only reads them."""
+import numpy as np
 import streamlit as st
 
 from workbench.ui.widgets import page_setup
@@ -25,31 +26,44 @@ except WorkbenchError as exc:
     st.error(f"{ref.key}: {exc}")
     st.stop()
 
-params = ui.params_form(len(x))
-try:
-    key = ui.projection_key(ref, params.check())
-except WorkbenchError as exc:
-    st.error(str(exc))
-    st.stop()
-status = ui.job_panel(ref, params, key)
-if status.get("state") != "done":
+compare = st.toggle("Compare with a second projection", value=False, key="em_compare")
+panels = [("em", "Projection")] + ([("em2", "Second projection")] if compare else [])
+ready = []
+for widget, title in panels:
+    if compare:
+        st.markdown(f"**{title}**")
+    params = ui.params_form(len(x), key=widget)
+    try:
+        key = ui.projection_key(ref, params.check())
+    except WorkbenchError as exc:
+        st.error(str(exc))
+        continue
+    if ui.job_panel(ref, params, key, widget).get("state") == "done":
+        ready.append((widget, params, ui.result(key)))
+if not ready:
     st.stop()
 
-res = ui.result(key)
-coords, rows = res["coords"], res["rows"]
+rows = ready[0][2]["rows"]
 shown = meta.iloc[rows].reset_index(drop=True)
-st.caption(ui.quality_caption(res))
-
 c1, c2 = st.columns([3, 1])
 color = c1.selectbox("Colour by", ui.color_columns(shown), key="em_color")
 join = c2.checkbox("Join paired points", value=False, key="em_join",
                    help="a line from each image to its captions (the set's 'group' column)")
 highlight = ui.near_click(shown, st.session_state.get("em_click"))
-event = st.plotly_chart(ui.scatter(coords, shown, color, highlight, join), key="em_scatter", on_select="rerun",
-                        selection_mode=("box", "lasso"), width="stretch")
-chosen = ui.selected_points(event)
+chosen = np.zeros(0, np.int64)
+for col, (widget, params, res) in zip(st.columns(len(ready)), ready):
+    with col:
+        st.caption(ui.quality_caption(res))
+        if not np.array_equal(res["rows"], rows):
+            st.warning("This projection samples other points than the first (another seed or max points): "
+                       "its selection is not linked.")
+            continue
+        event = st.plotly_chart(ui.scatter(res["coords"], shown, color, highlight, join), key=f"{widget}_scatter",
+                                on_select="rerun", selection_mode=("box", "lasso"), width="stretch",
+                                theme=None)  # no theme pass over 100k points in the browser
+        chosen = np.union1d(chosen, ui.selected_points(event))
 
-st.subheader(f"Selection: {len(chosen):,} points" if len(chosen) else "Selection")
+st.subheader(f"Selection: {len(chosen):,} point{'s' if len(chosen) > 1 else ''}" if len(chosen) else "Selection")
 if not len(chosen):
     st.caption(f"Draw a box or a lasso on the scatter to see those points on the map. A click on the map rings "
                f"the points within {ui.NEAR_KM:.0f} km of it in the scatter ({len(highlight):,} now).")
@@ -62,8 +76,7 @@ with left:
 with right:
     if len(chosen):
         st.markdown("**Nearest to the selection (original space)**")
-        st.dataframe(ui.neighbours(x[rows], shown, chosen, params.metric), hide_index=True, key="em_knn")
+        st.dataframe(ui.neighbours(x[rows], shown, chosen, ready[0][1].metric), hide_index=True, key="em_knn")
 if len(chosen):
     ui.gallery(shown, chosen, ref)
-    cols = [c for c in shown.columns if c not in ("row",)]
-    st.dataframe(shown.iloc[chosen][cols].head(500), hide_index=True, key="em_selection")
+    st.dataframe(shown.iloc[chosen].head(500), hide_index=True, key="em_selection")

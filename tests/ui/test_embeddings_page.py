@@ -92,3 +92,21 @@ def test_neighbours_are_the_nearest_outside_the_selection():
     d[chosen] = np.inf
     assert got["id"].tolist() == [f"p{i}" for i in np.argsort(d)[:5]]
     np.testing.assert_allclose(got["distance"], np.sort(d)[:5], rtol=1e-4)
+
+
+def test_two_projections_side_by_side(cache):
+    from workbench.embeddings.sets import find_set
+
+    ref = find_set("clip-demo", "paired")
+    for dims in (2, 3):
+        jobs.run(ref, jobs.Params("pca", dims))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.toggle(key="em_compare").set_value(True).run()
+    at.selectbox(key="em2_dims").set_value(3).run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    import json
+
+    kinds = [{t["type"] for t in json.loads(c.proto.spec)["data"]} for c in charts]
+    assert kinds == [{"scattergl"}, {"scatter3d"}]

@@ -22,6 +22,7 @@ from workbench.embeddings.sets import SetRef, list_sets, read_set
 from workbench.errors import WorkbenchError
 from workbench.ui import map as wmap
 
+HOVER_TEXT_MAX = 20_000  # above this many points the hover shows the point's category only (a lighter page)
 MAX_CATEGORIES = 24  # a categorical column with more values is coloured by its top ones + "other"
 MAP_POINTS = 2000  # the selection drawn on the map (a sample beyond that)
 NEAR_KM = 600.0  # a map click highlights the points within this distance
@@ -29,7 +30,7 @@ GALLERY = 8
 PALETTE = ("#ffd400", "#ff4fa3", "#00d1ff", "#7cff4f", "#ff8c1a", "#b38cff", "#ff5252", "#40e0d0", "#c0ca33",
            "#f06292", "#4fc3f7", "#aed581", "#ffb74d", "#9575cd", "#e57373", "#4db6ac", "#dce775", "#ba68c8",
            "#64b5f6", "#81c784", "#ffd54f", "#7986cb", "#a1887f", "#90a4ae")
-SKIP_COLUMNS = {"id", "row", "lat", "lon", "path"}
+SKIP_COLUMNS = {"id", "row", "lat", "lon", "path", "group"}  # ids and links, not labels
 
 
 def pick_set() -> SetRef | None:
@@ -39,11 +40,13 @@ def pick_set() -> SetRef | None:
                 "`artifacts/embeddings/` when it finishes.")
         return None
     keys = [r.key for r in found]
-    key = st.selectbox("Embedding set", keys, key="em_set")
+    wanted = st.query_params.get("set")  # a link to one set: ?set=checkpoint: clip-demo / paired
+    index = keys.index(wanted) if wanted in keys else 0
+    key = st.selectbox("Embedding set", keys, index=index, key="em_set")
     return found[keys.index(key)]
 
 
-@st.cache_data(show_spinner="Reading the embedding set ...", max_entries=4)
+@st.cache_resource(show_spinner="Reading the embedding set ...", max_entries=4)  # shared, never mutated: no copy
 def _load(source: str, name: str, folder: str, stamp: int) -> tuple[np.ndarray, pd.DataFrame]:
     emb = read_set(SetRef(source, name, Path(folder)))
     return np.asarray(emb.vectors, dtype=np.float32), emb.meta
@@ -119,7 +122,7 @@ def _progress(key: str, widget: str) -> None:
     live()
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)  # shared, never mutated: no copy per rerun
 def result(key: str) -> dict:
     return jobs.load_result(key)
 
@@ -140,9 +143,15 @@ def quality_caption(res: dict) -> str:
 PREFERRED = ("continent", "modality", "country", "label", "cell", "split")
 
 
+def _varies(column: pd.Series) -> bool:
+    """More than one value (without counting every distinct value of a long column)."""
+    first = column.iloc[0] if len(column) else None
+    return bool(len(column)) and not (column == first).all()
+
+
 def color_columns(meta: pd.DataFrame) -> list[str]:
     """The columns worth colouring by (more than one value), the usual labels first."""
-    cols = [c for c in meta.columns if c not in SKIP_COLUMNS and meta[c].nunique(dropna=True) > 1]
+    cols = [c for c in meta.columns if c not in SKIP_COLUMNS and _varies(meta[c])]
     return sorted(cols, key=lambda c: PREFERRED.index(c) if c in PREFERRED else len(PREFERRED)) or ["modality"]
 
 
@@ -166,16 +175,17 @@ def scatter(coords: np.ndarray, meta: pd.DataFrame, color: str, highlight: np.nd
     three = coords.shape[1] == 3
     kind = go.Scatter3d if three else go.Scattergl
     values = meta[color]
-    hover = _hover(meta)
+    hover = _hover(meta) if len(meta) <= HOVER_TEXT_MAX else None
     fig = go.Figure()
-    index = np.arange(len(meta))
+    index = np.arange(len(meta), dtype=np.int32)
 
     def add(mask, name, marker):
         xyz = {"x": coords[mask, 0], "y": coords[mask, 1]}
         if three:
             xyz["z"] = coords[mask, 2]
-        fig.add_trace(kind(**xyz, mode="markers", name=name, marker=marker, customdata=index[mask],
-                           hovertext=hover[mask], hoverinfo="text"))
+        text = ({"hovertext": hover[mask], "hoverinfo": "text"} if hover is not None else
+                {"hovertemplate": f"{color}: %{{fullData.name}}<extra></extra>"})
+        fig.add_trace(kind(**xyz, mode="markers", name=name, marker=marker, customdata=index[mask], **text))
 
     size = 3 if len(meta) > 20000 else 5
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > MAX_CATEGORIES:
@@ -254,7 +264,7 @@ def neighbours(x: np.ndarray, meta: pd.DataFrame, chosen: np.ndarray, metric: st
     if metric == "cosine":
         centre = prepare(centre, metric)
     order = knn_indices(centre, xs, min(len(xs), k + len(chosen)))[0]
-    outside = [i for i in order if i not in set(chosen.tolist())][:k]
+    outside = order[~np.isin(order, chosen)][:k]
     d = np.sqrt(np.maximum(((xs[outside] - centre) ** 2).sum(1), 0))
     cols = [c for c in ("id", "modality", "caption", "place", "country", "continent", "lat", "lon") if c in meta]
     return meta.iloc[outside][cols].assign(distance=d).reset_index(drop=True)
