@@ -42,6 +42,13 @@ STARTUP_TIMEOUT_S = 60.0
 
 
 MAP_IFRAME = 'iframe[title="streamlit_folium.st_folium"]'
+# for poll_map: the number of circle markers (points) on the frame's first map
+CIRCLE_MARKERS = """() => {
+    const maps = Object.values(window).filter(v => v instanceof L.Map);
+    let n = 0;
+    maps[0].eachLayer(l => { if (l instanceof L.CircleMarker) n += 1; });
+    return n;
+}"""
 
 
 def map_frame(page, index: int = 0, timeout_ms: int = 30_000):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.e2e.conftest import poll_map
+from tests.e2e.conftest import CIRCLE_MARKERS, poll_map
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = REPO_ROOT / "pages" / "8_Embeddings.py"
@@ -32,12 +32,6 @@ BOX_AROUND_FIRST_CLUSTER = """() => {
     const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis, r = plot.getBoundingClientRect();
     const px = r.left + xa._offset + xa.l2p(mx), py = r.top + ya._offset + ya.l2p(my);
     return [px - 25, py - 25, px + 25, py + 25];
-}"""
-MARKERS = """() => {
-    const maps = Object.values(window).filter(v => v instanceof L.Map);
-    let n = 0;
-    maps[0].eachLayer(l => { if (l instanceof L.CircleMarker) n += 1; });
-    return n;
 }"""
 
 
@@ -111,7 +105,7 @@ def test_100k_points_render_and_a_box_selection_reaches_the_map(streamlit_app, b
     page.get_by_text("Selection: ").first.wait_for(timeout=60_000)
     selected = int(page.get_by_text("Selection: ").first.inner_text().split(":")[1].split()[0].replace(",", ""))
     assert 100 < selected < N  # a box on a cluster's centre
-    assert poll_map(page, MARKERS, min(selected, 2000)) == min(selected, 2000)
+    assert poll_map(page, CIRCLE_MARKERS, min(selected, 2000)) == min(selected, 2000)
     page.get_by_text("Nearest to the selection").wait_for(timeout=30_000)
     page.get_by_text("Selection: ").first.scroll_into_view_if_needed()
     page.wait_for_timeout(1500)

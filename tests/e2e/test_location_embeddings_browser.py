@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import map_frame, poll_map
+from tests.e2e.conftest import CIRCLE_MARKERS, map_frame, poll_map
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = REPO_ROOT / "pages" / "7_Location_Embeddings.py"
@@ -22,12 +22,7 @@ IMAGE_LAYERS = """() => {
     maps[0].eachLayer(l => { if (l instanceof L.ImageOverlay && l._url.startsWith('data:image/png')) n += 1; });
     return n;
 }"""
-POINTS = """() => {
-    const maps = Object.values(window).filter(v => v instanceof L.Map);
-    let n = 0;
-    maps[0].eachLayer(l => { if (l instanceof L.CircleMarker) n += 1; });
-    return n;
-}"""
+POINTS = CIRCLE_MARKERS
 
 
 @pytest.mark.e2e

@@ -10,19 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import poll_map
+from tests.e2e.conftest import CIRCLE_MARKERS, poll_map
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PAGE = REPO_ROOT / "pages" / "6_Retrieval.py"
 SCREENSHOT = Path("/tmp/retrieval_e2e.png")
 TILE_CAPTION = re.compile(r"^#1 ")
 
-POINTS = """() => {
-    const maps = Object.values(window).filter(v => v instanceof L.Map);
-    let n = 0;
-    maps[0].eachLayer(l => { if (l instanceof L.CircleMarker) n += 1; });
-    return n;
-}"""
+POINTS = CIRCLE_MARKERS
 
 
 def _first_tile_caption(page) -> str:
