@@ -59,6 +59,24 @@ def test_the_paired_layout_is_one_set_with_groups(tmp_path):
     assert got.meta.loc[got.meta["id"] == "text:3", "group"].item() == "11"
 
 
+def test_the_earlier_paired_layout_is_still_read(tmp_path):
+    from workbench.contrastive.artifacts import read_embeddings
+
+    image, location = np.eye(3, 4, dtype=np.float32), np.full((3, 4), 2.0, np.float32)
+    np.save(tmp_path / "image.npy", image)
+    np.save(tmp_path / "location.npy", location)
+    rows = pd.DataFrame({"id": ["image:0", "image:1", "image:2", "location:0", "location:1", "location:2"],
+                         "modality": ["image"] * 3 + ["location"] * 3, "row": [0, 1, 2, 0, 1, 2],
+                         "image_id": [0, 1, 2, 0, 1, 2], "caption": "", "lat": 1.0, "lon": 2.0, "country": "",
+                         "continent": "", "split": "val"})
+    rows.to_parquet(tmp_path / "meta.parquet")
+    assert set_names(tmp_path) == ["paired"]
+    emb = read_embeddings(tmp_path)
+    np.testing.assert_array_equal(emb.vectors["location"], location)
+    got = read_set(SetRef("old", "paired", tmp_path))
+    assert len(got) == 6 and got.meta["group"].tolist() == ["0", "1", "2", "0", "1", "2"]
+
+
 def test_every_bundle_and_run_is_listed_and_found(tmp_path):
     ckpts, runs = tmp_path / "checkpoints", tmp_path / "runs"
     write_set(ckpts / "b-demo" / "embeddings", "test", np.ones((7, 3)), meta(7))

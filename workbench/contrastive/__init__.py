@@ -5,7 +5,7 @@
 | ``losses`` | ``LOSSES``: clip, siglip (optionally chunked), queue (MoCo), blip (momentum distillation), align; ``create_loss(name, **kw)`` |
 | ``retrieval`` | chunked I2T / T2I Recall@k and ranks with several captions per image, ``top_k``, zero-shot accuracy |
 | ``encoded`` | the pre-encoded pair format (``{split}_image_embeddings.pt`` ...), image-level splits |
-| ``artifacts`` | the embeddings artifact (``embeddings/*.npy`` + ``meta.parquet``) the Embeddings page reads |
+| ``artifacts`` | the paired embeddings set (``embeddings/paired.npy`` + ``paired.parquet``): image / text / location points in one space |
 """
 from workbench.contrastive.losses import LOSSES, create_loss
 from workbench.contrastive.retrieval import recall_mean, retrieval_metrics, top_k, zero_shot_accuracy

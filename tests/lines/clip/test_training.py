@@ -39,7 +39,7 @@ def test_a_run_learns_and_writes_its_artifacts(flickr, tmp_path):
     logged = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
     train = [r for r in logged if r["split"] == "train"]
     assert {"train/loss", "train/logit_scale", "train/image_norm", "train/text_norm", "lr"} <= set(train[0])
-    assert (run.artifacts_dir / "embeddings" / "image.npy").is_file()
+    assert (run.artifacts_dir / "embeddings" / "paired.npy").is_file()
     assert (run.artifacts_dir / "top_captions.parquet").is_file()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from workbench.contrastive.artifacts import read_embeddings
 from workbench.lines.satclip import data as sd
 from workbench.lines.satclip import explore
 from workbench.lines.satclip.models import build_backbone
@@ -54,7 +55,7 @@ def test_probe_table_schema_and_the_target(metrics):
 
 def test_retrieval_beats_the_untrained_model(metrics):
     assert metrics["val"]["r_mean"] > 5 * metrics["untrained"]["r_mean"]
-    assert metrics["counts"]["val"] == len(np.load(DEMO / "embeddings" / "location.npy"))
+    assert metrics["counts"]["val"] == len(read_embeddings(DEMO / "embeddings").vectors["location"])
 
 
 def test_location_embeddings_reproduce_from_lat_lon(demo):

@@ -2,7 +2,7 @@
 
 A clip bundle (core format, ``workbench.train.bundle``) holds model.pt (config + both towers
 + the tokenizer, as a buffer of the state dict), config.yaml, metrics.json, README.md and
-the test-split artifacts ``embeddings/`` (image.npy, text.npy, meta.parquet) and
+the test-split artifacts ``embeddings/`` (paired.npy + paired.parquet: images and captions) and
 ``top_captions.parquet``. A run holds the same under ``artifacts/``.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ RECALLS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 
 def list_sources(runs_root=None, checkpoints_root=CHECKPOINTS) -> list[Source]:
     """CLIP bundles (the demo first), then finished clip runs with test embeddings."""
-    return core_sources("clip", runs_root, checkpoints_root, need="embeddings/meta.parquet")
+    return core_sources("clip", runs_root, checkpoints_root, need="embeddings/paired.parquet")
 
 
 def model_from_state(config: dict, state: dict):

@@ -88,7 +88,7 @@ def zero_shot(model, tokenizer, image: torch.Tensor, table: pd.DataFrame) -> dic
 
 
 def embeddings_meta(images: pd.DataFrame, captions: pd.DataFrame, split: str) -> pd.DataFrame:
-    """meta.parquet rows of the embeddings artifact: the images, then the captions (each with
+    """The metadata rows of the paired embeddings set: the images, then the captions (each with
     its image's place). images: image_id (0..N-1 of the split), rel_path and what the layout
     knows (lat, lon, country, country_name, continent, place); captions: image_id, caption."""
     info = pd.DataFrame({"image_id": images["image_id"].to_numpy()})
@@ -117,7 +117,7 @@ def top_captions(image: torch.Tensor, text: torch.Tensor, captions: pd.DataFrame
 
 def write_artifacts(model, images_u8: torch.Tensor, tokens: torch.Tensor, images: pd.DataFrame,
                     captions: pd.DataFrame, folder: Path, split: str, k: int = 5) -> dict:
-    """embeddings/ (image.npy, text.npy, meta.parquet) and top_captions.parquet of a split."""
+    """embeddings/ (paired.npy + paired.parquet: images and captions) and top_captions.parquet of a split."""
     from workbench.contrastive.artifacts import write_embeddings
 
     image, text = embed_images(model, images_u8), embed_texts(model, tokens)

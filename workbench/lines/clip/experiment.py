@@ -12,7 +12,7 @@ and the temperature. Validation logs the loss and I2T / T2I R@K on the held-out 
 
     artifacts/metrics.json          test R@K under "test", "chance", "untrained" and
                                     "zero_shot" (continent / country) beside it
-    artifacts/embeddings/           test image.npy + text.npy + meta.parquet
+    artifacts/embeddings/           test images + captions: paired.npy + paired.parquet
     artifacts/top_captions.parquet  the top-5 captions of every test image
 """
 from __future__ import annotations

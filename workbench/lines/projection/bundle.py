@@ -1,8 +1,8 @@
 """Projection models as the pages and the CLI use them: load a bundle or run, export a run.
 
 A projection bundle (core format, ``workbench.train.bundle``) holds model.pt, config.yaml,
-metrics.json, README.md and the test-split artifacts: ``embeddings/`` (image.npy, text.npy,
-meta.parquet) and ``top_captions.parquet``. A run holds the same under ``artifacts/``.
+metrics.json, README.md and the test-split artifacts: ``embeddings/`` (paired.npy +
+paired.parquet) and ``top_captions.parquet``. A run holds the same under ``artifacts/``.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ ARTIFACTS = ("embeddings", "top_captions.parquet")
 
 def list_sources(runs_root=None, checkpoints_root=CHECKPOINTS) -> list[Source]:
     """Projection bundles (the demo first), then finished projection runs with embeddings."""
-    return core_sources("projection", runs_root, checkpoints_root, need="embeddings/meta.parquet")
+    return core_sources("projection", runs_root, checkpoints_root, need="embeddings/paired.parquet")
 
 
 def model_from_state(config: dict, state: dict) -> tuple[ProjectionConfig, ProjectionModel]:
@@ -234,7 +234,7 @@ they cannot be compared directly); *ridge* is a closed-form linear map from imag
 text embeddings fitted on the training pairs.
 
 Files: model.pt (config + weights, `torch.load(weights_only=True)`), config.yaml,
-metrics.json (`test`, `untrained`, `baselines`, `val`), embeddings/ (test image.npy,
-text.npy, meta.parquet), top_captions.parquet (top-{cfg.eval.top_k} captions per test image).
+metrics.json (`test`, `untrained`, `baselines`, `val`), embeddings/ (test images and
+captions: paired.npy + paired.parquet), top_captions.parquet (top-{cfg.eval.top_k} captions per test image).
 Generated {time.strftime('%Y-%m-%d')}.
 """

@@ -123,7 +123,7 @@ def top_captions(image: torch.Tensor, text: torch.Tensor, pairs: EncodedPairs, k
 
 
 def write_artifacts(model, pairs: EncodedPairs, folder: Path, top: int = 5, split: str = "test") -> dict:
-    """``embeddings/`` (image.npy, text.npy, meta.parquet) and ``top_captions.parquet`` of
+    """``embeddings/`` (paired.npy + paired.parquet: images and captions) and ``top_captions.parquet`` of
     ``pairs`` under ``folder``; returns their paths."""
     image, text = embed(model, pairs)
     emb = write_embeddings(Path(folder) / "embeddings", {"image": image.numpy(), "text": text.numpy()},

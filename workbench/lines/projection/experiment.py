@@ -10,7 +10,7 @@ the test split next to the baselines and writes what the pages read:
 
     artifacts/metrics.json          test R@K / ranks of the trained heads under "test", the
                                     untrained heads and the baselines beside them
-    artifacts/embeddings/           test image.npy + text.npy + meta.parquet
+    artifacts/embeddings/           test images + captions: paired.npy + paired.parquet
     artifacts/top_captions.parquet  the top-5 captions of every test image
 """
 from __future__ import annotations

@@ -69,7 +69,7 @@ def model_picker(sources: list[Source]) -> list[Source]:
 
 def load_models(sources: list[Source]) -> list:
     """The cached models; each one that fails to load gets an error box."""
-    return load_sources(sources, load, "embeddings/meta.parquet", "metrics.json")
+    return load_sources(sources, load, "embeddings/paired.parquet", "metrics.json")
 
 
 def model_caption(lp) -> str:

@@ -4,8 +4,8 @@ its location encoder as a function, export a run into a bundle.
 A satclip bundle (core format) holds model.pt (config + heads + location encoder; the image
 backbone too when it was fine-tuned, never a frozen offline preset, which is referenced by
 name), config.yaml, metrics.json (val retrieval, untrained, the probe table under
-``probes``), README.md and ``embeddings/`` (held-out tiles: image.npy, location.npy,
-meta.parquet).
+``probes``), README.md and ``embeddings/`` (held-out tiles: image and location points in
+paired.npy + paired.parquet).
 """
 from __future__ import annotations
 

@@ -78,16 +78,16 @@ def load_satclip(spec: Source | str | Path, runs_root=None) -> LoadedSatClip:
     folder = source.artifacts if source.path.is_dir() else source.path.parent
     metrics_file = folder / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    if not (folder / "embeddings" / "meta.parquet").is_file():
+    if not any((folder / "embeddings" / f).is_file() for f in ("paired.parquet", "meta.parquet")):
         raise NotFoundError(f"{source.label} has no held-out embeddings yet (a run writes "
                             "artifacts/embeddings/ when it finishes)")
     emb = read_embeddings(folder / "embeddings")
     if "image" not in emb.vectors or "location" not in emb.vectors:
-        raise NotFoundError(f"{source.label}: embeddings/ needs image.npy and location.npy")
+        raise NotFoundError(f"{source.label}: embeddings/ needs image and location points")
     tiles = emb.meta[emb.meta["modality"] == "image"].sort_values("row").reset_index(drop=True)
     image, location = emb.vectors["image"], emb.vectors["location"]
     if not len(tiles) == len(image) == len(location):
-        raise InputError(f"{source.label}: {len(tiles)} tiles in meta.parquet for {len(image)} image and "
+        raise InputError(f"{source.label}: {len(tiles)} tiles in the embeddings metadata for {len(image)} image and "
                          f"{len(location)} location embeddings")
     return LoadedSatClip(source, cfg, model.eval(), metrics, tiles, image, location)
 
