@@ -7,9 +7,9 @@ A run writes them under ``artifacts/embeddings/``, a bundle under ``embeddings/`
 | ``<name>.npy`` | float32 [N, D] (or float16, to halve a bundle: read back as float32) |
 | ``<name>.parquet`` | N rows, in the order of the .npy: ``id`` (unique), ``modality`` ("image", "text", "location", ...), ``group`` (links paired points, e.g. an image and its captions; may repeat), ``split``, ``lat`` / ``lon`` (NaN where unknown) and any label columns (country, continent, cell, caption, path, ...) |
 
-The contrastive lines' paired layout (``image.npy`` + ``text.npy`` + ``meta.parquet``,
-``workbench.contrastive.artifacts``) is read as one set named ``paired`` (both modalities,
-``group`` = the image id), so every existing bundle is a source as it is.
+The contrastive lines write theirs as the set ``paired`` (``workbench.contrastive.artifacts``:
+images and captions, or tiles and locations, ``group`` = the image id); folders of their
+earlier layout (``image.npy`` + ``text.npy`` + ``meta.parquet``) are read as that set too.
 """
 from __future__ import annotations
 
@@ -117,13 +117,19 @@ def set_names(folder: str | Path) -> list[str]:
 
 
 def _read_paired(folder: Path) -> tuple[np.ndarray, pd.DataFrame]:
-    from workbench.contrastive.artifacts import read_embeddings
-
-    emb = read_embeddings(folder)
-    meta = emb.meta.reset_index(drop=True)
-    vectors = emb.matrix()
-    order = [meta.index[meta["modality"] == m] for m in meta["modality"].unique()]
-    meta = meta.loc[np.concatenate(order)].reset_index(drop=True)  # matrix() order: by modality, then row
+    """The earlier paired layout (``<modality>.npy`` + ``meta.parquet``) as one set, in the
+    rows of its metadata (``group`` = the image id)."""
+    meta = pd.read_parquet(folder / LEGACY_META).reset_index(drop=True)
+    vectors = None
+    for modality in meta["modality"].unique():
+        path = folder / f"{modality}.npy"
+        if not path.is_file():
+            raise NotFoundError(f"{path} is missing: {LEGACY_META} lists modality '{modality}'")
+        part = np.load(path)
+        if vectors is None:
+            vectors = np.empty((len(meta), part.shape[1]), np.float32)
+        at = np.flatnonzero(meta["modality"].to_numpy() == modality)
+        vectors[at] = part[meta["row"].to_numpy()[at]]
     if "group" not in meta:
         meta["group"] = meta["image_id"].astype(str) if "image_id" in meta else meta["id"]
     return vectors, meta
