@@ -26,21 +26,29 @@ except WorkbenchError as exc:
     st.error(f"{ref.key}: {exc}")
     st.stop()
 
-compare = st.toggle("Compare with a second projection", value=False, key="em_compare")
-panels = [("em", "Projection")] + ([("em2", "Second projection")] if compare else [])
-ready = []
-for widget, title in panels:
-    if compare:
-        st.markdown(f"**{title}**")
-    params = ui.params_form(len(x), key=widget)
+compare = st.toggle("Compare with a second projection (of this set or another run's)", value=False,
+                    key="em_compare")
+panels = [("em", "Projection", ref, x, meta)]
+if compare:
+    ref2 = ui.pick_set(key="em_set2", label="Second embedding set", default=ref)
     try:
-        key = ui.projection_key(ref, params.check())
+        x2, meta2 = (x, meta) if ref2 == ref else ui.load(ref2)
+        panels.append(("em2", "Second projection", ref2, x2, meta2))
+    except WorkbenchError as exc:
+        st.error(f"{ref2.key}: {exc}")
+ready = []
+for widget, title, pref, px, pmeta in panels:
+    if compare:
+        st.markdown(f"**{title}** · {pref.key}")
+    params = ui.params_form(len(px), key=widget)
+    try:
+        key = ui.projection_key(pref, params.check())
     except WorkbenchError as exc:
         st.error(str(exc))
         continue
-    if ui.job_panel(ref, params, key, widget).get("state") == "done":
-        ready.append((widget, params, ui.result(key)))
-if not ready:
+    if ui.job_panel(pref, params, key, widget).get("state") == "done":
+        ready.append((widget, params, ui.result(key), pref, pmeta))
+if not ready or ready[0][3] != ref:
     st.stop()
 
 rows = ready[0][2]["rows"]
@@ -51,21 +59,25 @@ join = c2.checkbox("Join paired points", value=False, key="em_join",
                    help="a line from each image to its captions (the set's 'group' column)")
 highlight = ui.near_click(shown, st.session_state.get("em_click"))
 chosen = np.zeros(0, np.int64)
-for col, (widget, params, res) in zip(st.columns(len(ready)), ready):
+for col, (widget, params, res, pref, pmeta) in zip(st.columns(len(ready)), ready):
     with col:
         st.caption(ui.quality_caption(res))
-        if not np.array_equal(res["rows"], rows):
-            st.warning("This projection samples other points than the first (another seed or max points): "
-                       "its selection is not linked.")
-            continue
-        event = st.plotly_chart(ui.scatter(res["coords"], shown, color, highlight, join), key=f"{widget}_scatter",
-                                on_select="rerun", selection_mode=("box", "lasso"), width="stretch",
-                                theme=None)  # no theme pass over 100k points in the browser
-        chosen = np.union1d(chosen, ui.selected_points(event))
+        linked = pref == ref and np.array_equal(res["rows"], rows)
+        own = shown if linked else pmeta.iloc[res["rows"]].reset_index(drop=True)
+        own_color = color if color in own else ui.color_columns(own)[0]
+        if not linked:
+            st.caption("Another set, or other points of this one (another seed or max points): its selection is "
+                       "shown here only, not linked to the map.")
+        event = st.plotly_chart(ui.scatter(res["coords"], own, own_color, highlight if linked else None, join),
+                                key=f"{widget}_scatter", on_select="rerun", selection_mode=("box", "lasso"),
+                                width="stretch", theme=None)  # no theme pass over 100k points in the browser
+        if linked:
+            chosen = np.union1d(chosen, ui.selected_points(event))
 
 st.subheader(f"Selection: {len(chosen):,} point{'s' if len(chosen) > 1 else ''}" if len(chosen) else "Selection")
 if not len(chosen):
-    st.caption(f"Draw a box or a lasso on the scatter to see those points on the map. A click on the map rings "
+    st.caption(f"Draw a box or a lasso on the scatter to see those points on the map (and their images in a "
+               f"gallery). A click on the map rings "
                f"the points within {ui.NEAR_KM:.0f} km of it in the scatter ({len(highlight):,} now).")
 left, right = st.columns([3, 2])
 with left:

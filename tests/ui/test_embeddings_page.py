@@ -110,3 +110,22 @@ def test_two_projections_side_by_side(cache):
 
     kinds = [{t["type"] for t in json.loads(c.proto.spec)["data"]} for c in charts]
     assert kinds == [{"scattergl"}, {"scatter3d"}]
+
+
+def test_two_runs_side_by_side(cache):
+    from workbench.embeddings.sets import find_set
+
+    clip, projection = find_set("clip-demo", "paired"), find_set("projection-demo", "paired")
+    for ref in (clip, projection):
+        jobs.run(ref, jobs.Params("pca"))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.toggle(key="em_compare").set_value(True).run()
+    at.selectbox(key="em_set2").set_value(projection.key).run()
+    assert not at.exception, at.exception
+    import json
+
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 2
+    counts = [sum(points(t["x"]) for t in c["data"] if t.get("mode") == "markers") for c in charts]
+    assert counts == [2550, 2550]  # both test splits: 425 tiles + 2,125 captions each
+    assert any("not linked to the map" in c.value for c in at.caption)

@@ -33,17 +33,17 @@ PALETTE = ("#ffd400", "#ff4fa3", "#00d1ff", "#7cff4f", "#ff8c1a", "#b38cff", "#f
 SKIP_COLUMNS = {"id", "row", "lat", "lon", "path", "group"}  # ids and links, not labels
 
 
-def pick_set() -> SetRef | None:
+def pick_set(key: str = "em_set", label: str = "Embedding set", default: SetRef | None = None) -> SetRef | None:
     found = list_sets()  # file names only: cheap on every rerun
     if not found:
         st.info("No embedding set found. Bundles ship them (`checkpoints/*/embeddings/`); a run writes them into "
                 "`artifacts/embeddings/` when it finishes.")
         return None
     keys = [r.key for r in found]
-    wanted = st.query_params.get("set")  # a link to one set: ?set=checkpoint: clip-demo / paired
+    wanted = default.key if default is not None else st.query_params.get("set")  # ?set=checkpoint: clip-demo / paired
     index = keys.index(wanted) if wanted in keys else 0
-    key = st.selectbox("Embedding set", keys, index=index, key="em_set")
-    return found[keys.index(key)]
+    chosen = st.selectbox(label, keys, index=index, key=key)
+    return found[keys.index(chosen)]
 
 
 @st.cache_resource(show_spinner="Reading the embedding set ...", max_entries=4)  # shared, never mutated: no copy
@@ -222,7 +222,7 @@ def _pair_lines(fig: go.Figure, coords: np.ndarray, meta: pd.DataFrame, limit: i
 
 
 def selected_points(event) -> np.ndarray:
-    """Indices into the meta rows of a box / lasso selection of the scatter."""
+    """Indices into the meta rows of a box / lasso selection (or a clicked point) of the scatter."""
     try:
         points = event.selection.points
     except AttributeError:
