@@ -1,0 +1,38 @@
+"""The Optuna sampler and pruner a study spec names."""
+from __future__ import annotations
+
+from workbench.tuning.spec import StudySpec
+
+
+def make_sampler(spec: StudySpec):
+    import optuna
+
+    s = spec.sampler
+    seed = s.get("seed")
+    if s["type"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s["type"] == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=s.get("n_startup_trials", 1))
+    if s["type"] == "grid":
+        grid = {}
+        for p in spec.space:
+            if p.type == "categorical":
+                grid[p.key] = list(p.choices)
+            else:
+                n = int(round((p.high - p.low) / p.step))
+                grid[p.key] = [p.low + i * p.step for i in range(n + 1)]
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.get("n_startup_trials", 10))
+
+
+def make_pruner(spec: StudySpec):
+    import optuna
+
+    p = spec.pruner
+    if p["type"] == "none":
+        return optuna.pruners.NopPruner()
+    if p["type"] == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=p.get("min_resource", 1),
+                                              reduction_factor=p.get("reduction_factor", 3))
+    return optuna.pruners.MedianPruner(n_startup_trials=p.get("n_startup_trials", 5),
+                                       n_warmup_steps=p.get("n_warmup_steps", 0))
