@@ -23,7 +23,7 @@ from typing import Any, Iterator
 from workbench.errors import ConfigError, NotFoundError, RunStateError, WorkbenchError
 from workbench.io import write_text
 
-STATES = ("queued", "running", "stopped", "failed", "crashed", "done")
+STATES = ("queued", "running", "stopped", "failed", "crashed", "done", "pruned")  # pruned: a study's trial
 ACTIVE_STATES = ("queued", "running")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,120}$")
 

@@ -83,9 +83,12 @@ class LoopState:
     best: float | None = None
     bad_validations: int = 0
     stop_reason: str = ""
+    pruned: bool = False  # a study's pruner stopped this trial (workbench.tuning.report)
 
 
 class Trainer:
+    _reporter = None  # a study trial's link (workbench.tuning.report), set up in setup()
+
     def __init__(self, experiment: Experiment, run: Run | None = None, progress_bar: bool = True):
         self.exp = experiment
         self.cfg: RunConfig = experiment.cfg
@@ -127,6 +130,9 @@ class Trainer:
         self.use_amp = self.tc.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.monitor = self.tc.early_stop_metric or "val/loss"
+        from workbench.tuning.report import TrialReporter
+
+        self._reporter = TrialReporter.for_run(self.run.path) if self.run is not None else None
         self.state = LoopState()
         self._acc: dict[str, torch.Tensor] = {}
         self._acc_n = 0
@@ -251,6 +257,9 @@ class Trainer:
         metrics = {f"val/{k}": float(v) for k, v in self.exp.evaluate(self.model, loader).items()}
         self.log("val", metrics)
         self._last_val_metrics = metrics
+        if self._reporter is not None and self._reporter.report(metrics, self.state.step):
+            self.state.pruned = True
+            self.state.stop_reason = f"pruned by the study at step {self.state.step}"
         value = metrics.get(self.monitor)
         if steps_per_validation(self.scheduler) and value is not None:
             self.scheduler.step(value)
@@ -362,12 +371,13 @@ class Trainer:
         else:
             final = self._last_val_metrics
         self.save("last")
-        if self.run is not None:
+        state = "pruned" if s.pruned else "done"
+        if self.run is not None and not s.pruned:  # a pruned trial's artifacts would not be looked at
             self._set_phase("artifacts", "evaluation and artifacts")
             self.exp.save_artifacts(self.model, self.val_loader(), self.run.artifacts_dir)
-        result = {"state": "done", "step": s.step, "final": final, "best": s.best,
+        result = {"state": state, "step": s.step, "final": final, "best": s.best,
                   "monitor": self.monitor, "stop_reason": s.stop_reason or None}
-        self._status(state="done", ended=time.time(), progress=1.0, final=final, best=s.best,
+        self._status(state=state, ended=time.time(), progress=1.0, final=final, best=s.best,
                      monitor=self.monitor, stop_reason=s.stop_reason or None,
                      phase=None, phase_detail=None, phase_done=None, phase_total=None)
         return result

@@ -5,7 +5,8 @@
 | ``spec`` | the YAML study spec: base config, search space (conditional parameters), objective, sampler, pruner; validated with messages naming the key; ``suggest`` -> overrides |
 | ``samplers`` | the spec's Optuna sampler (TPE, random, CMA-ES, grid) and pruner (median, hyperband, none) |
 | ``storage`` | the default journal file under ``<runs>/studies/`` or an RDB URL; create / resume; a changed search space refused |
+| ``report`` | a trial's run reports its objective at every validation (``trial.json`` in the run); the pruner may end it as ``pruned`` |
 
-Not built yet (issue 14): trials as runs through the job manager with pruning reported by the
-trainer, ``tune`` / ``tune best`` commands, the Tuning page, the PostgreSQL two-worker test.
+Not built yet (issue 14): the study driver that launches trials as runs through the job
+manager, ``tune`` / ``tune best`` commands, the Tuning page, the PostgreSQL two-worker test.
 """

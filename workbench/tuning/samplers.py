@@ -25,10 +25,11 @@ def make_sampler(spec: StudySpec):
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.get("n_startup_trials", 10))
 
 
-def make_pruner(spec: StudySpec):
+def make_pruner(spec: StudySpec | dict):
+    """The pruner of a spec, or of its ``pruner`` mapping (what a trial's run is told)."""
     import optuna
 
-    p = spec.pruner
+    p = spec if isinstance(spec, dict) else spec.pruner
     if p["type"] == "none":
         return optuna.pruners.NopPruner()
     if p["type"] == "hyperband":
