@@ -6,7 +6,8 @@
 | ``samplers`` | the spec's Optuna sampler (TPE, random, CMA-ES, grid) and pruner (median, hyperband, none) |
 | ``storage`` | the default journal file under ``<runs>/studies/`` or an RDB URL; create / resume; a changed search space refused |
 | ``report`` | a trial's run reports its objective at every validation (``trial.json`` in the run); the pruner may end it as ``pruned`` |
+| ``driver`` | ``run_study``: each trial a run launched by the job manager, told COMPLETE / PRUNED / FAIL from how it ended; ``n_jobs`` at once; resumes |
 
-Not built yet (issue 14): the study driver that launches trials as runs through the job
-manager, ``tune`` / ``tune best`` commands, the Tuning page, the PostgreSQL two-worker test.
+Not built yet (issue 14): the ``tune`` / ``tune --worker`` / ``tune best --launch`` commands and
+best_config.yaml, presets per line, the Tuning page, the PostgreSQL two-worker test, the bench.
 """

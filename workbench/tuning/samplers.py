@@ -13,16 +13,24 @@ def make_sampler(spec: StudySpec):
         return optuna.samplers.RandomSampler(seed=seed)
     if s["type"] == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=s.get("n_startup_trials", 1))
-    if s["type"] == "grid":
-        grid = {}
-        for p in spec.space:
-            if p.type == "categorical":
-                grid[p.key] = list(p.choices)
-            else:
-                n = int(round((p.high - p.low) / p.step))
-                grid[p.key] = [p.low + i * p.step for i in range(n + 1)]
-        return optuna.samplers.GridSampler(grid, seed=seed)
+    if s["type"] == "grid":  # the grid's points are enqueued by open_study (grid_points); ask/tell-safe
+        return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.get("n_startup_trials", 10))
+
+
+def grid_points(spec: StudySpec) -> list[dict]:
+    """Every point of a grid spec (categorical choices x stepped ranges), in order.
+    (Optuna's GridSampler calls study.stop() when the grid is done, which ask/tell cannot take.)"""
+    import itertools
+
+    axes = []
+    for p in spec.space:
+        if p.type == "categorical":
+            axes.append([(p.key, v) for v in p.choices])
+        else:
+            n = int(round((p.high - p.low) / p.step))
+            axes.append([(p.key, p.low + i * p.step) for i in range(n + 1)])
+    return [dict(point) for point in itertools.product(*axes)]
 
 
 def make_pruner(spec: StudySpec | dict):

@@ -75,6 +75,11 @@ def open_study(spec: StudySpec, storage_url: str | None = None, runs_root: str |
     study = optuna.create_study(study_name=spec.name, storage=storage, direction=spec.direction,
                                 sampler=make_sampler(spec), pruner=make_pruner(spec), load_if_exists=True)
     check_space(study, spec)
+    if spec.sampler["type"] == "grid":
+        from workbench.tuning.samplers import grid_points
+
+        for point in grid_points(spec):  # a resumed study skips the points it already has
+            study.enqueue_trial(point, skip_if_exists=True)
     study.set_user_attr("objective", spec.objective)
     study.set_user_attr("base", spec.base)
     return study
