@@ -332,6 +332,57 @@ def cmd_data(args) -> int:
     return 0
 
 
+# -- tune --------------------------------------------------------------------------------
+
+
+@command("tune", "run or join an Optuna study over any line (YAML spec); best config")
+def _tune_parser(sub):
+    p = sub.add_parser("tune", help=_tune_parser.help, description=(
+        "Run a hyper-parameter study: python -m workbench tune SPEC.yaml [--storage URL]. Every trial is a "
+        "run (see the Runs page). On an existing study it resumes; --worker joins a study that another "
+        "machine started (same spec, same --storage). 'tune best SPEC' writes best_config.yaml."))
+    p.add_argument("spec", metavar="SPEC", help="the study spec YAML, or 'best' followed by the spec")
+    p.add_argument("rest", nargs="?", default=None, metavar="SPEC", help=argparse.SUPPRESS)
+    p.add_argument("--storage", default=None, help="an Optuna RDB URL (postgresql://...) or journal:PATH "
+                                                   "(default: <runs>/studies/<name>.journal)")
+    p.add_argument("--worker", action="store_true", help="join an existing study (fails if it does not exist)")
+    p.add_argument("--launch", action="store_true", help="with 'best': start the full run from best_config.yaml")
+    p.add_argument("--runs", default=None, help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
+    p.set_defaults(func=cmd_tune)
+    return p
+
+
+def cmd_tune(args) -> int:
+    from workbench.tuning.spec import load_spec
+
+    if args.spec == "best":
+        if not args.rest:
+            raise WorkbenchError("usage: python -m workbench tune best SPEC.yaml [--launch]")
+        from workbench.tuning.driver import write_best_config
+
+        spec = load_spec(args.rest)
+        out = write_best_config(spec, args.storage, args.runs)
+        result = {"best_config": str(out)}
+        if args.launch:
+            from workbench.experiments import load_config
+            from workbench.runs import RunStore
+            from workbench.runs.jobs import JobManager
+
+            run = JobManager(RunStore(args.runs)).submit(load_config(out))
+            result["run"] = run.id
+        _print_json(result)
+        return 0
+    from workbench.tuning.driver import run_study
+
+    spec = load_spec(args.spec)
+    if args.worker:
+        from workbench.tuning.storage import open_study
+
+        open_study(spec, args.storage, args.runs, create=False)  # it must exist
+    _print_json(run_study(spec, args.storage, args.runs))
+    return 0
+
+
 # -- main --------------------------------------------------------------------------------
 
 

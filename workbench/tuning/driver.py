@@ -139,3 +139,25 @@ def summary(study) -> dict:
 
 def storage_hint(spec: StudySpec, runs_root=None) -> Path:
     return default_storage_path(spec.name, runs_root)
+
+
+def write_best_config(spec: StudySpec, storage_url: str | None = None, runs_root=None) -> Path:
+    """``<runs>/studies/<name>.best_config.yaml``: the base config with the best trial's
+    parameters, resolved: the full run (the spec's per-trial overrides are left out)."""
+    import yaml
+
+    from workbench.config import to_dict
+    from workbench.experiments import build_config
+
+    study = open_study(spec, storage_url, runs_root, create=False)
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise WorkbenchError(f"study '{spec.name}' has no completed trial yet") from None
+    # the base config and the best parameters; not the per-trial overrides (a tuning subset, fewer epochs)
+    overrides = [f"{k}={v}" for k, v in best.params.items()] + [f"name={spec.name}-best"]
+    cfg = build_config(base_data(spec), overrides)
+    out = default_storage_path(spec.name, runs_root).with_suffix(".best_config.yaml")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return out
