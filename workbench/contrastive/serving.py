@@ -64,6 +64,33 @@ class ServedModel:
         return path if path.is_file() else None
 
 
+def read_served(spec, kind: str, runs_root=None):
+    """What every line's loader reads: (source, checkpoint dict, metrics, test embeddings,
+    caption gallery) of a bundle or run of ``kind``; NotFoundError when it has no model or
+    no test embeddings yet."""
+    import json
+
+    from workbench.contrastive.artifacts import read_embeddings
+    from workbench.errors import NotFoundError
+    from workbench.runs.sources import Source, resolve_source
+    from workbench.train.bundle import load_bundle
+
+    source = spec if isinstance(spec, Source) else resolve_source(spec, kind, runs_root)
+    ckpt_file = source.checkpoint if source.path.is_dir() else source.path
+    if ckpt_file is None:
+        raise NotFoundError(f"{source.label} has no model yet (a run saves one at its first validation)")
+    ckpt = load_bundle(ckpt_file, kind=kind)
+    folder = source.artifacts if source.path.is_dir() else source.path.parent
+    if not (folder / "embeddings").is_dir():
+        raise NotFoundError(f"{source.label} has no test embeddings yet: a run writes them when it finishes "
+                            f"(looked in {folder})")
+    metrics_file = folder / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    gallery_file = folder / "top_captions.parquet"
+    gallery = pd.read_parquet(gallery_file) if gallery_file.is_file() else pd.DataFrame()
+    return source, ckpt, metrics, read_embeddings(folder / "embeddings"), gallery
+
+
 def providers() -> dict[str, ModuleType]:
     """line name -> its ``retrieval`` module, for every line that serves image-text models."""
     from workbench import lines

@@ -289,3 +289,102 @@ def gallery(meta: pd.DataFrame, chosen: np.ndarray, ref: SetRef) -> None:
                 break
         if shown == GALLERY:
             break
+
+
+# -- the page's sections (pages/8_Embeddings.py lays them out) -------------------------------
+
+
+def pick_and_load():
+    """(set, vectors, meta) of the picked set, or st.stop() with an info / error box."""
+    ref = pick_set()
+    if ref is None:
+        st.stop()
+    try:
+        x, meta = load(ref)
+    except WorkbenchError as exc:
+        st.error(f"{ref.key}: {exc}")
+        st.stop()
+    return ref, x, meta
+
+
+def projections(ref: SetRef, x: np.ndarray, meta: pd.DataFrame) -> list[tuple]:
+    """The projection panels (one, or two with the compare toggle): form, job, result.
+    Returns the finished ones as (widget, params, result, set, meta); stops when the
+    first panel's projection is not ready."""
+    compare = st.toggle("Compare with a second projection (of this set or another run's)", value=False,
+                        key="em_compare")
+    panels = [("em", "Projection", ref, x, meta)]
+    if compare:
+        ref2 = pick_set(key="em_set2", label="Second embedding set", default=ref)
+        try:
+            x2, meta2 = (x, meta) if ref2 == ref else load(ref2)
+            panels.append(("em2", "Second projection", ref2, x2, meta2))
+        except WorkbenchError as exc:
+            st.error(f"{ref2.key}: {exc}")
+    ready = []
+    for widget, title, pref, px, pmeta in panels:
+        if compare:
+            st.markdown(f"**{title}** · {pref.key}")
+        params = params_form(len(px), key=widget)
+        try:
+            key = projection_key(pref, params.check())
+        except WorkbenchError as exc:
+            st.error(str(exc))
+            continue
+        if job_panel(pref, params, key, widget).get("state") == "done":
+            ready.append((widget, params, result(key), pref, pmeta))
+    if not ready or ready[0][3] != ref:
+        st.stop()
+    return ready
+
+
+def scatters(ready: list[tuple], ref: SetRef, shown: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Colour controls and one scatter per finished projection; (selected rows of ``shown``,
+    the points ringed by the last map click)."""
+    rows = ready[0][2]["rows"]
+    c1, c2 = st.columns([3, 1])
+    color = c1.selectbox("Colour by", color_columns(shown), key="em_color")
+    join = c2.checkbox("Join paired points", value=False, key="em_join",
+                       help="a line from each image to its captions (the set's 'group' column)")
+    highlight = near_click(shown, st.session_state.get("em_click"))
+    chosen = np.zeros(0, np.int64)
+    for col, (widget, params, res, pref, pmeta) in zip(st.columns(len(ready)), ready):
+        with col:
+            st.caption(quality_caption(res))
+            linked = pref == ref and np.array_equal(res["rows"], rows)
+            own = shown if linked else pmeta.iloc[res["rows"]].reset_index(drop=True)
+            own_color = color if color in own else color_columns(own)[0]
+            if not linked:
+                st.caption("Another set, or other points of this one (another seed or max points): its selection is "
+                           "shown here only, not linked to the map.")
+            event = st.plotly_chart(scatter(res["coords"], own, own_color, highlight if linked else None, join),
+                                    key=f"{widget}_scatter", on_select="rerun", selection_mode=("box", "lasso"),
+                                    width="stretch", theme=None)  # no theme pass over 100k points in the browser
+            if linked:
+                chosen = np.union1d(chosen, selected_points(event))
+    return chosen, highlight
+
+
+def selection_section(x: np.ndarray, shown: pd.DataFrame, chosen: np.ndarray, highlight: np.ndarray,
+                      ref: SetRef, metric: str) -> None:
+    """The selection on the map, its nearest neighbours in the original space, a gallery and
+    a table; a map click is kept for the next rerun's rings."""
+    n = len(chosen)
+    st.subheader(f"Selection: {n:,} point{'s' if n > 1 else ''}" if n else "Selection")
+    if not n:
+        st.caption(f"Draw a box or a lasso on the scatter to see those points on the map (and their images in a "
+                   f"gallery). A click on the map rings the points within {NEAR_KM:.0f} km of it in the scatter "
+                   f"({len(highlight):,} now).")
+    left, right = st.columns([3, 2])
+    with left:
+        click = selection_map(shown, chosen, key="em_map")
+        if click and click != st.session_state.get("em_click"):
+            st.session_state["em_click"] = click
+            st.rerun()
+    with right:
+        if n:
+            st.markdown("**Nearest to the selection (original space)**")
+            st.dataframe(neighbours(x, shown, chosen, metric), hide_index=True, key="em_knn")
+    if n:
+        gallery(shown, chosen, ref)
+        st.dataframe(shown.iloc[chosen].head(500), hide_index=True, key="em_selection")

@@ -16,12 +16,12 @@ import pandas as pd
 import torch
 
 from workbench.config import from_dict, to_dict
-from workbench.contrastive.artifacts import Embeddings, read_embeddings
-from workbench.contrastive.serving import ServedModel
-from workbench.errors import NotFoundError, WorkbenchError
+from workbench.contrastive.artifacts import Embeddings
+from workbench.contrastive.serving import ServedModel, read_served
+from workbench.errors import WorkbenchError
 from workbench.lines.clip.config import ClipConfig
 from workbench.paths import CHECKPOINTS, repo_path
-from workbench.runs.sources import Source, list_sources as core_sources, resolve_source
+from workbench.runs.sources import Source, list_sources as core_sources
 from workbench.train.bundle import load_bundle, save_bundle
 
 DEMO = CHECKPOINTS / "clip-demo"
@@ -89,21 +89,9 @@ class LoadedClip(ServedModel):
 
 
 def load_clip(spec: Source | str | Path, runs_root=None) -> LoadedClip:
-    source = spec if isinstance(spec, Source) else resolve_source(spec, "clip", runs_root)
-    ckpt_file = source.checkpoint if source.path.is_dir() else source.path
-    if ckpt_file is None:
-        raise NotFoundError(f"{source.label} has no model yet (a run saves one at its first validation)")
-    ckpt = load_bundle(ckpt_file, kind="clip")
+    source, ckpt, metrics, embeddings, gallery = read_served(spec, "clip", runs_root)
     cfg, tokenizer, model = model_from_state(ckpt["config"], ckpt["model"])
-    folder = source.artifacts if source.path.is_dir() else source.path.parent
-    if not (folder / "embeddings").is_dir():
-        raise NotFoundError(f"{source.label} has no test embeddings yet: a run writes them when it finishes "
-                            f"(looked in {folder})")
-    metrics_file = folder / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    gallery_file = folder / "top_captions.parquet"
-    gallery = pd.read_parquet(gallery_file) if gallery_file.is_file() else pd.DataFrame()
-    return LoadedClip(source, cfg, tokenizer, model, metrics, read_embeddings(folder / "embeddings"), gallery)
+    return LoadedClip(source, cfg, tokenizer, model, metrics, embeddings, gallery)
 
 
 def export_run(run_id: str, out: Path, runs_root=None) -> dict:

@@ -16,15 +16,15 @@ import pandas as pd
 import torch
 
 from workbench.config import from_dict, to_dict
-from workbench.contrastive.artifacts import Embeddings, read_embeddings
+from workbench.contrastive.artifacts import Embeddings
 from workbench.contrastive.serving import (  # noqa: F401 (the generic queries, named here too)
-    TABLE_KEYS, ServedModel, captions_for_image, check_query, images_for_query, table_row)
-from workbench.errors import InputError, NotFoundError, WorkbenchError
+    TABLE_KEYS, ServedModel, captions_for_image, check_query, images_for_query, read_served, table_row)
+from workbench.errors import WorkbenchError
 from workbench.lines.projection.config import ProjectionConfig
 from workbench.lines.projection.data import resolve
 from workbench.lines.projection.models import ProjectionModel, build_model
 from workbench.paths import CHECKPOINTS
-from workbench.runs.sources import Source, list_sources as core_sources, resolve_source
+from workbench.runs.sources import Source, list_sources as core_sources
 from workbench.train.bundle import load_bundle, save_bundle
 
 DEMO = CHECKPOINTS / "projection-demo"
@@ -82,21 +82,9 @@ class LoadedProjection(ServedModel):
 
 
 def load_projection(spec: Source | str | Path, runs_root=None) -> LoadedProjection:
-    source = spec if isinstance(spec, Source) else resolve_source(spec, "projection", runs_root)
-    ckpt_file = source.checkpoint if source.path.is_dir() else source.path
-    if ckpt_file is None:
-        raise NotFoundError(f"{source.label} has no model yet (a run saves one at its first validation)")
-    ckpt = load_bundle(ckpt_file, kind="projection")
+    source, ckpt, metrics, embeddings, gallery = read_served(spec, "projection", runs_root)
     cfg, model = model_from_state(ckpt["config"], ckpt["model"])
-    folder = source.artifacts if source.path.is_dir() else source.path.parent
-    if not (folder / "embeddings").is_dir():
-        raise NotFoundError(f"{source.label} has no test embeddings yet: a run writes them when it finishes "
-                            f"(looked in {folder})")
-    metrics_file = folder / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    gallery_file = folder / "top_captions.parquet"
-    gallery = pd.read_parquet(gallery_file) if gallery_file.is_file() else pd.DataFrame()
-    return LoadedProjection(source, cfg, model, metrics, read_embeddings(folder / "embeddings"), gallery)
+    return LoadedProjection(source, cfg, model, metrics, embeddings, gallery)
 
 
 # -- queries -------------------------------------------------------------------------------------
