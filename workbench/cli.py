@@ -340,8 +340,10 @@ def _tune_parser(sub):
     p = sub.add_parser("tune", help=_tune_parser.help, description=(
         "Run a hyper-parameter study: python -m workbench tune SPEC.yaml [--storage URL]. Every trial is a "
         "run (see the Runs page). On an existing study it resumes; --worker joins a study that another "
-        "machine started (same spec, same --storage). 'tune best SPEC' writes best_config.yaml."))
-    p.add_argument("spec", metavar="SPEC", help="the study spec YAML, or 'best' followed by the spec")
+        "machine started (same spec, same --storage). 'tune best SPEC' writes best_config.yaml; 'tune stop "
+        "NAME' stops a study running here (its trials checkpoint); 'tune list' shows the studies and presets."))
+    p.add_argument("spec", metavar="SPEC", help="the study spec YAML or a line's study preset (tune list); or "
+                                                "'best SPEC', 'stop NAME', 'list'")
     p.add_argument("rest", nargs="?", default=None, metavar="SPEC", help=argparse.SUPPRESS)
     p.add_argument("--storage", default=None, help="an Optuna RDB URL (postgresql://...) or journal:PATH "
                                                    "(default: <runs>/studies/<name>.journal)")
@@ -353,8 +355,23 @@ def _tune_parser(sub):
 
 
 def cmd_tune(args) -> int:
-    from workbench.tuning.spec import load_spec
+    from workbench.tuning.spec import load_spec, resolve_spec
 
+    if args.spec == "list":
+        from workbench import lines
+        from workbench.tuning.driver import list_studies, read_study_status
+
+        studies = {n: read_study_status(n, args.runs).get("state") or "stored" for n in list_studies(args.runs)}
+        _print_json({"studies": studies, "presets": {k: str(v) for k, v in lines.presets("studies").items()}})
+        return 0
+    if args.spec == "stop":
+        if not args.rest:
+            raise WorkbenchError("usage: python -m workbench tune stop NAME")
+        from workbench.tuning.driver import stop_study
+
+        status = stop_study(args.rest, args.runs)
+        _print_json({k: status.get(k) for k in ("state", "error", "summary")})
+        return 0
     if args.spec == "best":
         if not args.rest:
             raise WorkbenchError("usage: python -m workbench tune best SPEC.yaml [--launch]")
@@ -379,7 +396,7 @@ def cmd_tune(args) -> int:
         from workbench.tuning.storage import open_study
 
         open_study(spec, args.storage, args.runs, create=False)  # it must exist
-    _print_json(run_study(spec, args.storage, args.runs))
+    _print_json(run_study(spec, args.storage, args.runs, spec_path=resolve_spec(args.spec)))
     return 0
 
 

@@ -16,6 +16,7 @@ and the core imports, by name and only when asked, whichever of these it has:
 | ``bench`` | ``python -m workbench bench <name>`` calls its ``run(quick)`` |
 | ``retrieval`` | the Retrieval page serves its image-text models (``workbench.contrastive.serving``) |
 | ``configs/*.yaml`` | presets, found by name (``train geolocator-demo``) |
+| ``configs/studies/*.yaml`` | study specs, found by name (``tune projection-heads``) |
 
 A module in ``WORKBENCH_PLUGINS`` that is not a package is imported as it is (it registers
 what it registers, e.g. one experiment kind).
@@ -135,26 +136,29 @@ def get(name: str) -> Line:
     return found[name]
 
 
-def presets() -> dict[str, Path]:
-    """Every line's YAML presets by name (file stem): {"geolocator-demo": .../geolocator-demo.yaml}."""
+def presets(folder: str = "") -> dict[str, Path]:
+    """Every line's YAML presets by name (file stem): {"geolocator-demo": .../geolocator-demo.yaml};
+    ``folder="studies"``: the study specs in ``configs/studies/``."""
     out: dict[str, Path] = {}
     for line in lines():
-        for path in sorted(line.configs.glob("*.yaml")) if line.configs.is_dir() else []:
+        where = line.configs / folder
+        for path in sorted(where.glob("*.yaml")) if where.is_dir() else []:
             out.setdefault(path.stem, path)
     return out
 
 
-def resolve_config(name_or_path: str | Path) -> Path:
+def resolve_config(name_or_path: str | Path, folder: str = "") -> Path:
     """A YAML file path as given, or the preset of that name; else a NotFoundError listing both."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    found = presets()
+    found = presets(folder)
+    what = "study spec" if folder == "studies" else "config"
     key = path.stem if path.suffix in (".yaml", ".yml") and len(path.parts) == 1 else str(name_or_path)
     if key in found:
         return found[key]
     if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
-        raise ConfigError(f"config file not found: {path} (or name a preset: {sorted(found)})")
-    raise NotFoundError(f"config '{name_or_path}' is neither a YAML file nor a preset. "
+        raise ConfigError(f"{what} file not found: {path} (or name a preset: {sorted(found)})")
+    raise NotFoundError(f"{what} '{name_or_path}' is neither a YAML file nor a preset. "
                         f"Presets: {sorted(found)}")
 

@@ -61,8 +61,11 @@ def pid_alive(pid: int | None, start_time: int | None = None) -> bool:
 
 class JobManager:
     def __init__(self, store: RunStore | None = None, max_concurrent: int | None = None,
-                 stale_after_s: float | None = None, python: str | None = None):
+                 stale_after_s: float | None = None, python: str | None = None, launcher=None):
+        """``launcher``: an object with ``start(run_dir, resume) -> pid`` (the study driver's
+        warm ``runs.zygote.Zygote``); default: every job a fresh ``python -m workbench train``."""
         self.store = store or RunStore()
+        self.launcher = launcher
         if max_concurrent is not None and max_concurrent < 1:
             raise ConfigError(f"max_concurrent must be >= 1, got {max_concurrent}")
         # Read (and checked) here, so a bad value fails when the app or CLI starts, not
@@ -133,6 +136,12 @@ class JobManager:
         return started
 
     def _start(self, run: Run, resume: bool) -> None:
+        if self.launcher is not None:
+            pid = self.launcher.start(run.path, resume)
+            run.update_status(state="running", pid=pid, pid_start=process_start_time(pid),
+                              heartbeat=time.time(), error=None, resume=False, phase="setup",
+                              phase_detail="starting", phase_done=None, phase_total=None)
+            return
         cmd = [self.python, "-m", "workbench", "train", "--run-dir", str(run.path)]
         if resume:
             cmd.append("--resume")

@@ -372,7 +372,9 @@ class Trainer:
             final = self._last_val_metrics
         self.save("last")
         state = "pruned" if s.pruned else "done"
-        if self.run is not None and not s.pruned:  # a pruned trial's artifacts would not be looked at
+        # A study's trials are chosen on validation: they never touch the test split (no
+        # artifacts); the full run from best_config.yaml writes them.
+        if self.run is not None and self._reporter is None:
             self._set_phase("artifacts", "evaluation and artifacts")
             self.exp.save_artifacts(self.model, self.val_loader(), self.run.artifacts_dir)
         result = {"state": state, "step": s.step, "final": final, "best": s.best,

@@ -195,9 +195,17 @@ def parse_spec(data: Any, source: str = "the study spec") -> StudySpec:
     return spec
 
 
-def load_spec(path: str | Path) -> StudySpec:
+def resolve_spec(name_or_path: str | Path) -> Path:
+    """A study spec YAML path, or a line's study preset (``configs/studies/<name>.yaml``)."""
+    from workbench import lines
+
+    return lines.resolve_config(name_or_path, folder="studies")
+
+
+def load_spec(name_or_path: str | Path) -> StudySpec:
     from workbench.config import read_yaml
 
+    path = resolve_spec(name_or_path)
     return parse_spec(read_yaml(path), str(path))
 
 

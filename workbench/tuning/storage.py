@@ -36,9 +36,14 @@ def make_storage(url: str | None, name: str, runs_root: str | Path | None = None
         raise ConfigError(f"storage must be an Optuna RDB URL (postgresql://..., sqlite:///...) or journal:PATH, "
                           f"got {url!r}")
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=10, grace_period=30)
+        # No heartbeat: Optuna beats only inside Study.optimize; the driver (ask / tell) tells
+        # every trial itself and adopts those of a killed driver (see driver.py).
+        return optuna.storages.RDBStorage(url)
     except Exception as exc:  # a driver missing, a server down, bad credentials: one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and str(cause).strip() and str(cause).strip() not in first:
+            first += f" ({type(cause).__name__}: {str(cause).strip().splitlines()[0]})"
         raise WorkbenchError(f"cannot open the study storage {url}: {first}") from None
 
 

@@ -178,6 +178,9 @@ def run_picker(statuses: Statuses) -> tuple[Run, dict] | tuple[None, None]:
     for key in [k for k in st.session_state if str(k).startswith(("metrics::", "figures::"))]:
         if key.split("::", 1)[1] not in by_id:  # the run was deleted: drop its reader
             del st.session_state[key]
+    linked = st.query_params.get("run")  # /Runs?run=<id>: e.g. a trial's link on the Tuning page
+    if linked in by_id and st.session_state.get("linked_run") != linked:
+        st.session_state[SELECTED_KEY] = st.session_state["linked_run"] = linked
     if st.session_state.get(SELECTED_KEY) not in by_id:
         st.session_state[SELECTED_KEY] = statuses[0][0].id
     # plain ids as labels: a label that embeds the state goes stale in the browser
