@@ -5,6 +5,7 @@ subprocesses through WORKBENCH_PLUGINS=tests.toy_experiment.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -40,6 +41,10 @@ class ToyConfig(RunConfig):
     nan_at_step: int = option(-1, "return a NaN loss from this step on (to test failure); -1 = never",
                               unit="steps", ge=-1)
     setup_sleep_s: float = option(0.0, "sleep while building the datasets (a long setup)", unit="seconds", ge=0)
+    raise_at_step: int = option(-1, "raise an error at this training step (to test a failing rank); -1 = never",
+                                unit="steps", ge=-1)
+    raise_rank: int = option(-1, "with raise_at_step: only this distributed rank raises; -1 = every process",
+                             ge=-1)
 
 
 @EXPERIMENTS.register("toy")
@@ -75,6 +80,9 @@ class Toy(Experiment):
         loss = nn.functional.mse_loss(pred, y)
         if model.training:
             self._calls = getattr(self, "_calls", 0) + 1
+            rank = int(os.environ.get("RANK", "0"))
+            if self._calls == self.cfg.raise_at_step and self.cfg.raise_rank in (-1, rank):
+                raise RuntimeError(f"toy failure at step {self._calls}")
             if 0 <= self.cfg.nan_at_step < self._calls:
                 loss = loss * float("nan")
         return {"loss": loss, "mae": (pred - y).abs().mean().detach()}

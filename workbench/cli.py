@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
+import signal
 import sys
 import time
 import traceback
@@ -53,6 +55,9 @@ def _train_parser(sub):
                                              "(workbench/lines/*/configs/): " + names)
     p.add_argument("overrides", nargs="*", help="key=value overrides, nested keys with dots")
     p.add_argument("--detach", action="store_true", help="queue as a background job and return")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="data-parallel processes (torchrun + DDP; sets train.nproc): one per GPU, or CPU "
+                        "processes with gloo")
     p.add_argument("--run-dir", help="run an existing run directory (used by the job manager)")
     p.add_argument("--resume", action="store_true", help="with --run-dir: continue from checkpoints/last.pt")
     p.add_argument("--runs", help="runs directory (default: $WORKBENCH_RUNS or ./runs)")
@@ -65,6 +70,8 @@ def cmd_train(args) -> int:
 
     if args.run_dir:  # a background job: beat before any heavy import (torch)
         run = Run(Path(args.run_dir))
+        if "WORLD_SIZE" in os.environ:  # one rank of a distributed run, started by torchrun
+            return _run_rank(run, args.resume)
         return _run_job(run, args.resume)
     from workbench.experiments import create_experiment, load_config
     from workbench.train.trainer import Trainer
@@ -74,18 +81,59 @@ def cmd_train(args) -> int:
 
         raise WorkbenchError("train needs a CONFIG file or a preset name (one of "
                              f"{sorted(lines.presets())}) or --run-dir")
-    cfg = load_config(args.config, args.overrides)
+    overrides = list(args.overrides) + ([f"train.nproc={args.nproc}"] if args.nproc is not None else [])
+    cfg = load_config(args.config, overrides)
+    if cfg.train.nproc > 1:
+        from workbench.train.distributed import check_nproc
+
+        check_nproc(cfg.train.nproc, cfg.train.batch_size, cfg.train.device)
     store = RunStore(args.runs)
+    if "WORLD_SIZE" in os.environ:  # torchrun ... -m workbench train CONFIG (e.g. several nodes)
+        from workbench.train.distributed import from_env
+
+        run = store.create(cfg) if from_env().main else None
+        result = Trainer(create_experiment(cfg), run, progress_bar=run is not None).fit()
+        if run is not None:
+            _print_json({"run": run.id, **result})
+        return 0
     if args.detach:
         run = JobManager(store).submit(cfg)
         print(f"queued {run.id} (state: {run.state}); follow with: python -m workbench runs show {run.id}")
         return 0
     run = store.create(cfg)
     print(f"run {run.id} in {run.path}", file=sys.stderr)
-    run.update_status(state="running", pid=__import__("os").getpid())
+    if cfg.train.nproc > 1:  # the foreground job supervises torchrun, as a background job would
+        code = _run_job(run, False)
+        _print_json({"run": run.id, **{k: run.read_status().get(k) for k in ("state", "step", "final", "error")}})
+        return code
+    run.update_status(state="running", pid=os.getpid())
     result = Trainer(create_experiment(cfg), run).fit()
     _print_json({"run": run.id, **result})
     return 0
+
+
+def _run_rank(run, resume: bool) -> int:
+    """One torchrun rank of a distributed run: rank 0's trainer writes the run, the others
+    only train; any failure is recorded for the supervisor (train.distributed)."""
+    from workbench.train import STOP
+    from workbench.train import distributed as ddp
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())
+    ctx = ddp.Dist()
+    try:
+        ctx = ddp.from_env()
+        from workbench.experiments import create_experiment
+        from workbench.train.trainer import Trainer
+
+        Trainer(create_experiment(run.load_config()), run, progress_bar=ctx.main).fit(resume=resume)
+        return 0
+    except Exception as exc:  # the trainer recorded what it saw; errors before it are recorded here
+        message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        ddp.record_error(ctx, message)
+        if not isinstance(exc, WorkbenchError):
+            traceback.print_exc()
+        print(f"error (rank {ctx.rank}): {message}", file=sys.stderr)
+        return 1
 
 
 def _run_job(run, resume: bool) -> int:
@@ -114,10 +162,16 @@ def _run_job(run, resume: bool) -> int:
 
     code = 0
     try:
-        from workbench.experiments import create_experiment
-        from workbench.train.trainer import Trainer
+        nproc = int((run.config_dict().get("train") or {}).get("nproc") or 1)
+        if nproc > 1:  # this process supervises torchrun's ranks
+            from workbench.train.distributed import supervise
 
-        Trainer(create_experiment(run.load_config()), run).fit(resume=resume)
+            code = supervise(run, resume, nproc, STOP)
+        else:
+            from workbench.experiments import create_experiment
+            from workbench.train.trainer import Trainer
+
+            Trainer(create_experiment(run.load_config()), run).fit(resume=resume)
     except NonFiniteLoss as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1

@@ -134,6 +134,12 @@ class TrainConfig:
     num_workers: int = option(0, "DataLoader worker processes; 0 = load in the main process",
                               unit="processes", ge=0)
     threads: int = option(0, "torch CPU threads for this run; 0 = torch's default", unit="threads", ge=0)
+    nproc: int = option(1, "processes: data-parallel ranks on this machine (torchrun + DDP, one per GPU); "
+                           "batch_size is the global batch, split evenly", unit="processes", ge=1, le=1024)
+    dist_timeout_s: float = option(1800.0, "distributed: a collective waiting longer than this fails the run "
+                                           "(a hung rank)", unit="seconds", gt=0)
+    ddp_find_unused: bool = option(False, "distributed: let DDP find parameters a step does not use (slower; "
+                                          "needed when a model skips some of its trainable layers)")
 
 
 @dataclass

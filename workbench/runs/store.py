@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
@@ -83,8 +84,11 @@ class Run:
             return {"state": "crashed", "error": "status.json is unreadable"}
 
     def update_status(self, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into status.json atomically (thread-safe within a process)."""
-        with self._status_lock:
+        """Merge ``fields`` into status.json atomically. Safe across threads and processes
+        (a distributed run's supervisor and rank 0 both write): the read-merge-write holds
+        an flock on ``.status.lock``."""
+        with self._status_lock, open(self.path / ".status.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             status = self.read_status()
             status.update(fields)
             atomic_write_text(self.status_path, json.dumps(status, indent=1))

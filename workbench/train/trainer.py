@@ -1,8 +1,12 @@
 """The one training loop every experiment kind uses.
 
-One place builds model, optimiser, scheduler and data loaders (``Trainer.setup``), and only
-this process writes the run directory, so data parallelism can be added later by wrapping
-the model and sampler here without touching the kinds.
+One place builds model, optimiser, scheduler and data loaders (``Trainer.setup``), and one
+process writes the run directory. Under torchrun (``train.nproc`` > 1, see
+``workbench.train.distributed``) every rank runs this same loop: the experiment's training
+step is wrapped in DistributedDataParallel, each rank takes its shard of the same seeded
+global batch, logged scalars and validation metrics are reduced across ranks, the ranks
+agree on stopping, and rank 0 alone writes (status, metrics, TensorBoard, checkpoints,
+artifacts). No kind needs to know.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from workbench.experiments.base import Experiment
 from workbench.runs import progress
 from workbench.runs.store import Run
 from workbench.train import STOP
+from workbench.train import distributed as ddp
 from workbench.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from workbench.train.schedulers import build_optimizer, build_scheduler, steps_per_validation
 
@@ -53,24 +58,34 @@ class EpochBatches(torch.utils.data.Sampler):
     """Batches of one epoch: a permutation seeded by (seed, epoch), from batch ``start`` on.
 
     Seeding per epoch (not from the global RNG) is what makes a mid-epoch resume replay the
-    exact same batches.
+    exact same batches. With ``dist`` (a distributed run) every rank draws the same global
+    batches and yields its shard of each.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start: int = 0,
-                 weights: torch.Tensor | None = None):
+                 weights: torch.Tensor | None = None, dist: ddp.Dist | None = None):
         g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         if weights is None:
             self.order = torch.randperm(n, generator=g).tolist()
         else:  # weighted draw with replacement, e.g. class-balanced sampling
             self.order = torch.multinomial(weights.double(), n, replacement=True, generator=g).tolist()
-        self.batch_size, self.start = batch_size, start
+        self.batch_size, self.start, self.dist = batch_size, start, dist
 
     def __iter__(self):
         for b in range(self.start, len(self)):
-            yield self.order[b * self.batch_size : (b + 1) * self.batch_size]
+            batch = self.order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield batch if self.dist is None or not self.dist.enabled else ddp.shard(batch, self.dist)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.order) / self.batch_size)
+        return epoch_steps(len(self.order), self.batch_size, self.dist)
+
+
+def epoch_steps(n: int, batch_size: int, dist: ddp.Dist | None = None) -> int:
+    """Batches in an epoch of ``n`` samples; distributed, a last batch smaller than the
+    world is dropped (it would leave a rank without samples)."""
+    if dist is not None and dist.enabled and n % batch_size < dist.world:
+        n -= n % batch_size
+    return math.ceil(n / batch_size)
 
 
 @dataclass
@@ -101,7 +116,12 @@ class Trainer:
         self._status_time = 0.0
         # The run's trainer reports phases; an in-memory one (run=None, e.g. an extra seed)
         # only advances the counters of the phase its caller entered.
-        self._owns_phase = run is not None
+        self._ckpt_run = run  # where a resume reads last.pt (every rank; only rank 0 writes)
+        self.dist = ddp.from_env()  # torchrun's ranks; a single process outside it
+        if not self.dist.main:  # rank 0 alone writes the run directory
+            self.run, self.progress_bar = None, False
+        self._owns_phase = self.run is not None
+        self._ddp: torch.nn.Module | None = None
 
     # -- setup -----------------------------------------------------------------------
     def setup(self) -> None:
@@ -109,8 +129,14 @@ class Trainer:
         if self.tc.threads:
             torch.set_num_threads(self.tc.threads)
         self.device = select_device(self.tc.device)
+        if self.dist.enabled:
+            self.device = ddp.init(self.dist, self.device, self.tc.dist_timeout_s)
         self._set_phase("setup", "loading data")
+        if not self.dist.main:
+            ddp.barrier(self.dist)  # rank 0 builds first: frozen-feature caches are computed once
         train_ds, val_ds = self.exp.build_datasets()
+        if self.dist.main:
+            ddp.barrier(self.dist)
         if self.tc.max_samples:
             train_ds = Subset(train_ds, range(min(self.tc.max_samples, len(train_ds))))
         if len(train_ds) == 0:
@@ -121,9 +147,15 @@ class Trainer:
         self.val_ds: Dataset | None = val_ds
         self._set_phase("setup", "building the model")
         self.model = self.exp.build_model().to(self.device)
+        if self.dist.enabled:
+            # Same seed, same init on every rank (DDP also broadcasts rank 0's weights); from
+            # here on each rank draws its own dropout / augmentation randomness.
+            if not self.dist.main:
+                seed_everything(self.cfg.seed + 1_000_003 * self.dist.rank)
+            self._wrap()
         self.optimizer = build_optimizer(self.model, self.tc, self.exp.param_groups(self.model))
         self.sample_weights = self.exp.sample_weights(train_ds)
-        self.steps_per_epoch = math.ceil(len(train_ds) / self.tc.batch_size)
+        self.steps_per_epoch = epoch_steps(len(train_ds), self.tc.batch_size, self.dist)
         total = self.tc.max_epochs * self.steps_per_epoch
         self.total_steps = min(total, self.tc.max_steps) if self.tc.max_steps else total
         self.scheduler = build_scheduler(self.optimizer, self.tc, self.total_steps)
@@ -138,9 +170,13 @@ class Trainer:
         self._acc_n = 0
         self._last_val_metrics: dict[str, float] = {}
 
+    def _wrap(self) -> None:
+        self._trainable = ddp.trainable(self.model)
+        self._ddp = ddp.wrap(self.exp, self.model, self.device, self.tc.ddp_find_unused)
+
     def train_loader(self, epoch: int, start: int) -> DataLoader:
         sampler = EpochBatches(len(self.train_ds), self.tc.batch_size, self.cfg.seed, epoch, start,
-                               self.sample_weights)
+                               self.sample_weights, self.dist)
         g = torch.Generator().manual_seed(self.cfg.seed * 7_919 + epoch)  # worker seeds
         return DataLoader(self.train_ds, batch_sampler=sampler, collate_fn=self.exp.collate,
                           num_workers=self.tc.num_workers, generator=g,
@@ -162,6 +198,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
+            "rng_ranks": ddp.gather_objects(rng_state(), self.dist) if self.dist.enabled else [],
             "loop": {"step": s.step, "epoch": s.epoch, "batch_in_epoch": s.batch_in_epoch,
                      "best": s.best, "bad_validations": s.bad_validations},
             "acc": {k: v.detach().cpu() for k, v in self._acc.items()},
@@ -169,8 +206,12 @@ class Trainer:
         }
 
     def save(self, which: str = "last") -> None:
-        if self.run is not None:
-            save_checkpoint(self.checkpoint_payload(), self.run.checkpoint_dir / f"{which}.pt")
+        """Write a checkpoint (rank 0; in a distributed run every rank calls this, since the
+        payload gathers each rank's RNG state)."""
+        if self.run is not None or self.dist.enabled:
+            payload = self.checkpoint_payload()
+            if self.run is not None:
+                save_checkpoint(payload, self.run.checkpoint_dir / f"{which}.pt")
 
     def restore(self, path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
@@ -182,7 +223,9 @@ class Trainer:
         self.state = LoopState(loop["step"], loop["epoch"], loop["batch_in_epoch"], loop["best"], loop["bad_validations"])
         self._acc = {k: v.to(self.device) for k, v in ckpt["acc"].items()}
         self._acc_n = ckpt["acc_n"]
-        set_rng_state(ckpt["rng"])
+        ranks = ckpt.get("rng_ranks") or []
+        # a distributed run resumed with the same number of ranks replays each rank's RNG
+        set_rng_state(ranks[self.dist.rank] if len(ranks) == self.dist.world else ckpt["rng"])
 
     # -- logging ---------------------------------------------------------------------
     def log(self, split: str, metrics: dict[str, float]) -> None:
@@ -217,7 +260,8 @@ class Trainer:
         """
         if not self._acc_n:
             return
-        means = {k: (v / self._acc_n).item() for k, v in self._acc.items()}
+        reduced = ddp.mean_over_ranks({k: v / self._acc_n for k, v in self._acc.items()}, self.dist)
+        means = {k: v.item() for k, v in reduced.items()}
         self._acc, self._acc_n = {}, 0
         bad = [k for k, v in means.items() if not math.isfinite(v)]
         if bad:
@@ -233,7 +277,7 @@ class Trainer:
         self.model.train()
         batch = self.exp.move_to(batch, self.device)
         with torch.autocast(self.device.type, enabled=self.use_amp):
-            out = self.exp.training_step(self.model, batch)
+            out = self._ddp(batch) if self._ddp is not None else self.exp.training_step(self.model, batch)
         loss = out["loss"]
         self.scaler.scale(loss).backward()
         if self.tc.grad_clip > 0:
@@ -249,15 +293,37 @@ class Trainer:
             self._acc[key] = self._acc[key] + value if key in self._acc else value
         self._acc_n += 1
 
+    def _evaluate(self, loader: DataLoader) -> dict[str, float]:
+        """The experiment's validation metrics, the same on every rank. Distributed: the
+        default ``Experiment.evaluate`` (a per-sample mean) runs on each rank's shard and the
+        means are combined by count; a kind's own ``evaluate`` (recall@K, medians, ... that do
+        not split) runs on rank 0 over the whole set and is broadcast."""
+        if not self.dist.enabled:
+            return self.exp.evaluate(self.model, loader)
+        if type(self.exp).evaluate is Experiment.evaluate:
+            n, w = len(self.val_ds), self.dist.world
+            lo, hi = n * self.dist.rank // w, n * (self.dist.rank + 1) // w
+            part = DataLoader(Subset(self.val_ds, range(lo, hi)), batch_size=self.tc.batch_size, shuffle=False,
+                              collate_fn=self.exp.collate, num_workers=self.tc.num_workers)
+            local = self.exp.evaluate(self.model, part) if hi > lo else {}
+            keys = ddp.broadcast(sorted(local), self.dist)
+            sums = torch.tensor([float(local.get(k, 0.0)) * (hi - lo) for k in keys] + [float(hi - lo)],
+                                dtype=torch.float64, device=self.device)
+            sums = ddp.sum_over_ranks(sums, self.dist)
+            return {k: (sums[i] / sums[-1]).item() for i, k in enumerate(keys)}
+        metrics = self.exp.evaluate(self.model, loader) if self.dist.main else None
+        return ddp.broadcast(metrics, self.dist)
+
     def validate(self) -> dict[str, float]:
         loader = self.val_loader()
         if loader is None:
             return {}
         self.model.eval()
-        metrics = {f"val/{k}": float(v) for k, v in self.exp.evaluate(self.model, loader).items()}
+        metrics = {f"val/{k}": float(v) for k, v in self._evaluate(loader).items()}
         self.log("val", metrics)
         self._last_val_metrics = metrics
-        if self._reporter is not None and self._reporter.report(metrics, self.state.step):
+        pruned = self._reporter is not None and self._reporter.report(metrics, self.state.step)
+        if ddp.broadcast(pruned, self.dist):  # only rank 0 reports to the study
             self.state.pruned = True
             self.state.stop_reason = f"pruned by the study at step {self.state.step}"
         value = metrics.get(self.monitor)
@@ -291,9 +357,9 @@ class Trainer:
         try:
             self.setup()
             if resume:
-                if self.run is None or not self.run.last_checkpoint.is_file():
+                if self._ckpt_run is None or not self._ckpt_run.last_checkpoint.is_file():
                     raise WorkbenchError("cannot resume: no checkpoints/last.pt in this run")
-                self.restore(self.run.last_checkpoint)
+                self.restore(self._ckpt_run.last_checkpoint)
             if self.run is not None:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -305,7 +371,12 @@ class Trainer:
         except NonFiniteLoss as exc:
             self._status(state="failed", error=str(exc), ended=time.time())
             raise
+        except Exception as exc:
+            ddp.record_error(self.dist, f"{type(exc).__name__}: {exc}" if not isinstance(exc, WorkbenchError)
+                             else str(exc))
+            raise
         finally:
+            ddp.close()
             STOP.clear()  # this stop request is consumed; a later fit in this process starts clean
             if self._heartbeat is not None:
                 self._heartbeat.stop()
@@ -326,6 +397,8 @@ class Trainer:
         last_val_step = -1
         while s.epoch < tc.max_epochs and s.step < self.total_steps and not s.stop_reason:
             self.exp.on_epoch_start(self.model, s.epoch)
+            if self._ddp is not None and ddp.trainable(self.model) != self._trainable:
+                self._wrap()  # a layer (un)frozen: DDP must hook the new set of parameters
             for batch in self.train_loader(s.epoch, s.batch_in_epoch):
                 self.train_step(batch)
                 s.step += 1
@@ -342,7 +415,7 @@ class Trainer:
                     last_val_step = s.step
                 elif tc.checkpoint_every and s.step % tc.checkpoint_every == 0:
                     self.save("last")
-                if self._stop_requested or STOP.is_set():
+                if ddp.any_rank(self._stop_requested or STOP.is_set(), self.dist, self.device):
                     self._flush_train_log()
                     self.save("last")
                     self._status(state="stopped", ended=time.time())
@@ -375,6 +448,7 @@ class Trainer:
         # A study's trials are chosen on validation: they never touch the test split (no
         # artifacts); the full run from best_config.yaml writes them.
         if self.run is not None and self._reporter is None:
+            ddp.close()  # the other ranks are done; rank 0 writes the artifacts alone
             self._set_phase("artifacts", "evaluation and artifacts")
             self.exp.save_artifacts(self.model, self.val_loader(), self.run.artifacts_dir)
         result = {"state": state, "step": s.step, "final": final, "best": s.best,

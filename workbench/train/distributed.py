@@ -1,0 +1,277 @@
+"""Data parallelism for the one Trainer: PyTorch's own DDP under torchrun.
+
+A run with ``train.nproc`` = N > 1 is one run of the run store. Its job process (the pid the
+job manager follows) is a supervisor: it starts ``torchrun --standalone --nproc-per-node N
+-m workbench train --run-dir DIR`` and waits. Every rank builds the same model (same seed),
+wraps it in DistributedDataParallel and trains on its shard of the same seeded global batch
+(``shard``); rank 0 alone writes the run directory (status, metrics, TensorBoard,
+checkpoints, artifacts). Multi-node: run torchrun yourself on every node with its
+``--nnodes`` / ``--node-rank`` / ``--rdzv-*`` flags (docs/ARCHITECTURE.md).
+
+Stop: SIGTERM reaches every rank (the job's process group, or torchrun's forwarding); the
+ranks agree on the stop with one all-reduce per step, so they stop at the same step and rank
+0 writes one checkpoint. A rank that raises writes its one-line error to
+``$WORKBENCH_RANK_ERRORS/rank-<r>.txt``; torchrun tears the other ranks down, and the
+supervisor marks the run failed with the first rank's error. A hung rank fails the others'
+collectives after ``train.dist_timeout_s``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from workbench.errors import ConfigError, WorkbenchError
+
+ERRORS_ENV = "WORKBENCH_RANK_ERRORS"  # where a failing rank leaves its one-line error
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the group; (0, 1, 0) outside torchrun."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(name: str, minimum: int) -> int:
+    raw = os.environ[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise WorkbenchError(f"environment variable {name}={raw!r} is invalid: expected an integer >= {minimum} "
+                             "(torchrun sets it; unset it outside torchrun)")
+    return value
+
+
+def from_env() -> Dist:
+    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (absent: a single process)."""
+    if "WORLD_SIZE" not in os.environ:
+        return Dist()
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0) if "RANK" in os.environ else 0
+    local = _env_int("LOCAL_RANK", 0) if "LOCAL_RANK" in os.environ else 0
+    if rank >= world:
+        raise WorkbenchError(f"environment variable RANK={rank} is not below WORLD_SIZE={world}")
+    return Dist(rank, world, local)
+
+
+def init(ctx: Dist, device: torch.device, timeout_s: float) -> torch.device:
+    """Join the process group (nccl on CUDA, gloo on CPU); the device this rank uses."""
+    if device.type == "cuda":
+        if torch.cuda.device_count() <= ctx.local_rank:
+            raise WorkbenchError(f"rank {ctx.rank} wants cuda:{ctx.local_rank} but only "
+                                 f"{torch.cuda.device_count()} GPUs are visible; lower --nproc")
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        raise WorkbenchError(f"distributed training runs on cuda (nccl) or cpu (gloo), not {device.type}; "
+                             "set train.device=cpu or cuda")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                timeout=timedelta(seconds=timeout_s),
+                                device_id=device if device.type == "cuda" else None)
+    return device
+
+
+def close() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(batch: list[int], ctx: Dist) -> list[int]:
+    """This rank's rows of a global batch of indices: contiguous, equal sizes; the global
+    batch's remainder (len % world, only the last batch of an epoch) is dropped so every
+    rank's shard has the same size and the gradient average is the global batch's."""
+    per = len(batch) // ctx.world
+    return batch[ctx.rank * per : (ctx.rank + 1) * per]
+
+
+class StepModule(nn.Module):
+    """The experiment's training step as the module DDP wraps: DDP's forward then runs the
+    whole step (encoders and loss), whichever submodules and methods the line calls."""
+
+    def __init__(self, experiment, model: nn.Module):
+        super().__init__()
+        self.exp = experiment
+        self.model = model
+
+    def forward(self, batch) -> dict[str, torch.Tensor]:
+        return self.exp.training_step(self.model, batch)
+
+
+def wrap(experiment, model: nn.Module, device: torch.device, find_unused: bool) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(StepModule(experiment, model), device_ids=ids,
+                                   find_unused_parameters=find_unused)
+
+
+def trainable(model: nn.Module) -> tuple[bool, ...]:
+    """Which parameters train: DDP registers its hooks for these, so a change (a backbone
+    unfrozen at an epoch) means wrapping again."""
+    return tuple(p.requires_grad for p in model.parameters())
+
+
+def mean_over_ranks(values: dict[str, torch.Tensor], ctx: Dist) -> dict[str, torch.Tensor]:
+    """Each value averaged over the ranks (one all-reduce for the whole dict)."""
+    if not ctx.enabled or not values:
+        return values
+    keys = sorted(values)
+    flat = torch.stack([values[k].detach().float().reshape(()) for k in keys])
+    dist.all_reduce(flat)
+    flat /= ctx.world
+    return dict(zip(keys, flat))
+
+
+def sum_over_ranks(values: torch.Tensor, ctx: Dist) -> torch.Tensor:
+    if ctx.enabled:
+        dist.all_reduce(values)
+    return values
+
+
+def any_rank(flag: bool, ctx: Dist, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is True on any (a stop request seen by one)."""
+    if not ctx.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def broadcast(obj: Any, ctx: Dist) -> Any:
+    """Rank 0's ``obj`` on every rank (picklable)."""
+    if not ctx.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_objects(obj: Any, ctx: Dist) -> list[Any]:
+    """Every rank's ``obj`` in rank order (on every rank)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(ctx: Dist) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def record_error(ctx: Dist, message: str) -> None:
+    """A failing rank's one-line error, for the supervisor (no-op outside a supervised run)."""
+    folder = os.environ.get(ERRORS_ENV)
+    if not folder or not ctx.enabled:
+        return
+    try:
+        Path(folder, f"rank-{ctx.rank}.txt").write_text(f"{time.time()!r}\n{message}")
+    except OSError:
+        pass
+
+
+def first_error(folder: Path) -> str | None:
+    """The earliest rank error in ``folder`` ("rank N: message"); the others followed from it."""
+    found = []
+    for path in folder.glob("rank-*.txt"):
+        try:
+            stamp, message = path.read_text().split("\n", 1)
+            found.append((float(stamp), path.stem.split("-", 1)[1], message.strip()))
+        except (OSError, ValueError):
+            continue
+    if not found:
+        return None
+    _, rank, message = min(found)
+    return f"rank {rank} failed: {message}"
+
+
+# -- the supervisor: the job process of a distributed run ---------------------------------
+
+
+def check_nproc(nproc: int, batch_size: int, device: str) -> None:
+    """Refuse at once what would fail later: a global batch that does not split evenly, or
+    more ranks than GPUs."""
+    if nproc < 1:
+        raise ConfigError(f"train.nproc must be >= 1, got {nproc}")
+    if batch_size % nproc:
+        raise ConfigError(f"train.batch_size={batch_size} (the global batch) must be a multiple of "
+                          f"train.nproc={nproc}: each process takes batch_size / nproc samples a step")
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        have = torch.cuda.device_count()
+        if have and nproc > have:
+            raise ConfigError(f"train.nproc={nproc} but only {have} GPUs are visible; lower it or set "
+                              "train.device=cpu")
+
+
+def torchrun_command(run_dir: Path, nproc: int, resume: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "--max-restarts=0", "--monitor-interval=0.2", "-m", "workbench", "train", "--run-dir", str(run_dir)]
+    return cmd + (["--resume"] if resume else [])
+
+
+def _term_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def supervise(run, resume: bool, nproc: int, stop_event) -> int:
+    """Run torchrun for ``run`` and wait; the exit code. SIGTERM (``stop_event`` set by the
+    job's handler) is forwarded to torchrun, which forwards it to the ranks. A run left
+    unfinished by failing ranks is marked failed with the first rank's error."""
+    from workbench.runs import progress
+
+    progress.set_phase("setup", f"starting {nproc} processes (torchrun)")
+    with tempfile.TemporaryDirectory(prefix="wb-ranks-") as errors:
+        env = {**os.environ, ERRORS_ENV: errors, "PYTHONUNBUFFERED": "1",
+               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))}
+        # torchrun leads its own session (a stop reaches it once, forwarded by us, and it
+        # forwards to the ranks) and gets SIGTERM if this process dies (no orphaned ranks).
+        proc = subprocess.Popen(torchrun_command(run.path, nproc, resume), env=env, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=_term_with_parent)
+        forwarded = False
+        while proc.poll() is None:
+            if stop_event.is_set() and not forwarded:
+                proc.send_signal(signal.SIGTERM)
+                forwarded = True
+            time.sleep(0.2)
+        error = first_error(Path(errors))
+    status = run.read_status()
+    if proc.returncode == 0 and status.get("state") in ("done", "pruned", "stopped"):
+        return 0
+    if status.get("state") == "stopped" or (status.get("state") in ("done", "pruned") and error is None):
+        return 0
+    message = error or (f"torchrun exited with {proc.returncode} before the run finished; see train.log")
+    run.update_status(state="failed", error=message, ended=time.time())
+    print(f"error: {message}", file=sys.stderr)
+    return 1
