@@ -2,7 +2,8 @@
 
 | module | what |
 | --- | --- |
-| ``losses`` | ``LOSSES``: clip, siglip (optionally chunked), queue (MoCo), blip (momentum distillation), align; ``create_loss(name, **kw)`` |
+| ``losses`` | ``LOSSES``: clip, siglip (optionally chunked), queue (MoCo), blip (momentum distillation), align; ``create_loss(name, **kw)``; each switches to its sharded form under torchrun |
+| ``distributed`` | what the losses use under torchrun: ``world()``, ``gather_with_grad`` / ``gather_no_grad``, the ring step ``pass_right``, ``local_only()`` for work only some ranks do |
 | ``retrieval`` | chunked I2T / T2I Recall@k and ranks with several captions per image, ``top_k``, zero-shot accuracy |
 | ``encoded`` | the pre-encoded pair format (``{split}_image_embeddings.pt`` ...), image-level splits |
 | ``artifacts`` | the paired embeddings set (``embeddings/paired.npy`` + ``paired.parquet``): image / text / location points in one space |

@@ -23,6 +23,20 @@ the detached online features.
 The class attributes tell the model which parameters to create and how to clamp them:
 ``init_logit_scale``, ``init_logit_bias``, ``uses_bias``, ``uses_momentum``,
 ``min_logit_scale``, ``max_logit_scale``.
+
+Distributed (``workbench.contrastive.distributed``): when a process group of more than one
+rank is initialised, every loss switches by itself to the sharded form. Each rank holds an
+equal contiguous shard of b rows of the global batch of W * b and computes the mean loss of
+its own rows against the columns of the whole global batch: ``clip`` / ``align`` / ``siglip``
+gather the features with gradients (``siglip`` ``dist_impl="ring"`` passes text blocks
+between neighbours instead), ``blip`` gathers the momentum columns, ``queue`` / ``blip``
+enqueue the global batch's keys in rank order, so every rank's queue is the single-process
+queue. Positives come from the gathered ``image_ids`` (they may sit on another rank), or
+without ids from the global diagonal. Then the mean over ranks of the losses, and DDP's
+average of the gradients, equal the single-process loss and gradient of the global batch.
+Logged terms stay per rank. Ranks must have equal batch sizes (ValueError otherwise); work
+that only some ranks run belongs inside ``distributed.local_only()``. In a single process
+nothing changes.
 """
 from __future__ import annotations
 
@@ -34,6 +48,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from workbench.contrastive.distributed import (
+    check_equal_shards, gather_no_grad, gather_with_grad, pass_right, world,
+)
 from workbench.registry import Registry
 
 LOSSES: Registry[nn.Module] = Registry("contrastive loss")
@@ -69,17 +86,36 @@ def pair_ids(features: dict[str, Tensor], batch_size: int, device: torch.device)
     return torch.arange(batch_size, device=device) if ids is None else ids.to(device)
 
 
+def shard_ids(features: dict[str, Tensor], batch_size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(row ids [b], column ids [W * b]): this rank's image ids and the global batch's, in
+    rank order. Without ``image_ids`` they are global row numbers (rank r's row i is r * b +
+    i), so only the global diagonal is positive. In a single process both are ``pair_ids``.
+    Distributed callers check equal shards first (``check_equal_shards``)."""
+    rank, size = world()
+    if size == 1:
+        ids = pair_ids(features, batch_size, device)
+        return ids, ids
+    ids = features.get("image_ids")
+    if ids is None:
+        cols = torch.arange(size * batch_size, device=device)
+        return cols[rank * batch_size:(rank + 1) * batch_size], cols
+    ids = ids.to(device)
+    return ids, gather_no_grad(ids, check=False)
+
+
 def queue_positive_mask(ids: Tensor, queue_ids: Tensor) -> Tensor:
     """bool [B, Q]: queue entry q shows row i's image. Unknown entries (id -1) never do."""
     return (ids[:, None] == queue_ids[None, :]) & (queue_ids >= 0)[None, :]
 
 
-def positive_mask(ids: Tensor, queue_ids: Tensor | None = None) -> Tensor:
-    """bool [B, B] (or [B, B + Q] with a queue): row i and column j show the same image.
+def positive_mask(ids: Tensor, queue_ids: Tensor | None = None, col_ids: Tensor | None = None) -> Tensor:
+    """bool [B, C] (or [B, C + Q] with a queue): row i and column j show the same image.
 
-    ids [B] long; queue_ids [Q] long. The in-batch block is symmetric with a true diagonal.
+    ids [B] long; queue_ids [Q] long; col_ids [C] long, the in-batch columns' ids when they
+    are not the rows' (a rank's rows against the global batch), else C = B and the in-batch
+    block is symmetric with a true diagonal.
     """
-    pos = ids[:, None] == ids[None, :]
+    pos = ids[:, None] == (ids if col_ids is None else col_ids)[None, :]
     if queue_ids is None:
         return pos
     return torch.cat([pos, queue_positive_mask(ids, queue_ids)], dim=1)
@@ -140,14 +176,33 @@ class ClipLoss(ContrastiveLoss):
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         img, txt = features["image_features"], features["text_features"]  # (B, D)
         scale = features["logit_scale"]
-        logits = scale * (img @ txt.T)  # (B, B)
-        pos = positive_mask(pair_ids(features, len(img), img.device))
-        eps = self.label_smoothing
-        targets = (1 - eps) * row_targets(pos, logits.dtype) + eps / logits.shape[1]
-        loss_i2t = soft_cross_entropy(logits, targets)
-        loss_t2i = soft_cross_entropy(logits.T, targets.T)
+        if world()[1] > 1:
+            loss_i2t, loss_t2i = self.sharded_terms(features)
+        else:
+            logits = scale * (img @ txt.T)  # (B, B)
+            pos = positive_mask(pair_ids(features, len(img), img.device))
+            eps = self.label_smoothing
+            targets = (1 - eps) * row_targets(pos, logits.dtype) + eps / logits.shape[1]
+            loss_i2t = soft_cross_entropy(logits, targets)
+            loss_t2i = soft_cross_entropy(logits.T, targets.T)
         loss = (loss_i2t + loss_t2i) / 2
         return loss_dict(loss, scale, loss_i2t=loss_i2t, loss_t2i=loss_t2i)
+
+    def sharded_terms(self, features: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(i2t, t2i) means over this rank's b rows, each against all W * b columns
+        gathered with gradients. The row's targets depend on its id alone, so a text row's
+        targets over image columns are the image row's over text columns."""
+        img, txt = features["image_features"], features["text_features"]  # (b, D)
+        scale = features["logit_scale"]
+        check_equal_shards(len(img), img.device)
+        all_img, all_txt = gather_with_grad(img, check=False), gather_with_grad(txt, check=False)  # (W b, D)
+        row_ids, col_ids = shard_ids(features, len(img), img.device)
+        eps = self.label_smoothing
+        targets = (1 - eps) * row_targets(positive_mask(row_ids, col_ids=col_ids), img.dtype) \
+            + eps / len(col_ids)  # (b, W b)
+        loss_i2t = soft_cross_entropy(scale * (img @ all_txt.T), targets)
+        loss_t2i = soft_cross_entropy(scale * (txt @ all_img.T), targets)
+        return loss_i2t, loss_t2i
 
 
 # ---- siglip -----------------------------------------------------------------------------
@@ -158,10 +213,12 @@ def pair_labels(row_ids: Tensor, col_ids: Tensor, dtype: torch.dtype) -> Tensor:
     return (row_ids[:, None] == col_ids[None, :]).to(dtype) * 2 - 1
 
 
-def sigmoid_loss(img: Tensor, txt: Tensor, scale: Tensor, bias: Tensor, ids: Tensor) -> Tensor:
-    """-sum(logsigmoid(labels * (scale * img @ txt.T + bias))) / B; img, txt [B, D]."""
-    logits = scale * (img @ txt.T) + bias  # (B, B)
-    labels = pair_labels(ids, ids, logits.dtype)
+def sigmoid_loss(img: Tensor, txt: Tensor, scale: Tensor, bias: Tensor, ids: Tensor,
+                 col_ids: Tensor | None = None) -> Tensor:
+    """-sum(logsigmoid(labels * (scale * img @ txt.T + bias))) / B; img [B, D], txt [C, D];
+    ids [B] the rows', col_ids [C] the columns' (default ids: column j is row j's pair)."""
+    logits = scale * (img @ txt.T) + bias  # (B, C)
+    labels = pair_labels(ids, ids if col_ids is None else col_ids, logits.dtype)
     return -F.logsigmoid(labels * logits).sum() / len(img)
 
 
@@ -173,35 +230,41 @@ def column_chunks(n: int, chunk_size: int) -> list[slice]:
 class ChunkedSigmoidLoss(torch.autograd.Function):
     """``sigmoid_loss`` in O(chunk x B) memory: forward and backward each walk column
     chunks of the text features, and backward recomputes a chunk's logits rather than
-    saving the [B, B] matrix. Only img, txt [B, D], scale, bias and ids [B] are saved."""
+    saving the [B, C] matrix. Only img [B, D], txt [C, D], scale, bias and ids [B] (and
+    col_ids [C] when the columns are not the rows' pairs, default: ids) are saved."""
 
     @staticmethod
-    def forward(ctx, img, txt, scale, bias, ids, chunk_size):
-        ctx.save_for_backward(img, txt, scale, bias, ids)
+    def forward(ctx, img, txt, scale, bias, ids, chunk_size, col_ids=None):
+        ctx.save_for_backward(img, txt, scale, bias, ids, *([] if col_ids is None else [col_ids]))
         ctx.chunk_size = chunk_size
+        col_ids = ids if col_ids is None else col_ids
         total = img.new_zeros(())
         for cols in column_chunks(len(txt), chunk_size):
-            logits = scale * (img @ txt[cols].T) + bias  # (B, C)
-            labels = pair_labels(ids, ids[cols], logits.dtype)
+            logits = scale * (img @ txt[cols].T) + bias  # (B, chunk)
+            labels = pair_labels(ids, col_ids[cols], logits.dtype)
             total -= F.logsigmoid(labels * logits).sum()
         return total / len(img)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        img, txt, scale, bias, ids = ctx.saved_tensors
+        img, txt, scale, bias, ids, *col_ids = ctx.saved_tensors
+        col_ids = col_ids[0] if col_ids else ids
         g_img, g_txt = torch.zeros_like(img), torch.zeros_like(txt)
         g_scale, g_bias = torch.zeros_like(scale), torch.zeros_like(bias)
         for cols in column_chunks(len(txt), ctx.chunk_size):
-            sims = img @ txt[cols].T  # (B, C)
-            labels = pair_labels(ids, ids[cols], sims.dtype)
+            sims = img @ txt[cols].T  # (B, chunk)
+            labels = pair_labels(ids, col_ids[cols], sims.dtype)
             # d/dz of -logsigmoid(y z) is -y sigmoid(-y z); the loss divides by B.
             d_logits = -labels * torch.sigmoid(-labels * (scale * sims + bias)) * (grad / len(img))
             g_img += scale * (d_logits @ txt[cols])
             g_txt[cols] = scale * (d_logits.T @ img)
             g_scale += (d_logits * sims).sum()
             g_bias += d_logits.sum()
-        return g_img, g_txt, g_scale, g_bias, None, None
+        return g_img, g_txt, g_scale, g_bias, None, None, None
+
+
+SIGLIP_DIST_IMPLS = ("gather", "ring")
 
 
 @LOSSES.register("siglip")
@@ -209,27 +272,62 @@ class SigLipLoss(ContrastiveLoss):
     """Pairwise sigmoid loss, -sum(logsigmoid(labels * (scale * img @ txt.T + bias))) / B,
     labels +1 for positive pairs and -1 elsewhere. ``chunk_size`` > 0 computes it in column
     chunks of that many texts (any size; the last chunk may be shorter) so that neither
-    forward nor backward holds the [B, B] logits."""
+    forward nor backward holds the [B, B] logits.
+
+    Distributed, a rank's b images meet all W * b texts; ``dist_impl`` says how the texts
+    get there: ``"gather"`` all-gathers them (with gradients), ``"ring"`` passes text blocks
+    [b, D] around the ring of ranks in W - 1 point-to-point neighbour exchanges (open_clip's
+    "shift"): a rank never allocates the gathered [W b, D] texts in one piece, though
+    autograd keeps each received block for backward. Both give the same loss and gradients;
+    chunking applies within each block (gather: within the gathered texts).
+    """
 
     init_logit_scale = 10.0  # open_clip: t' = log 10
     init_logit_bias = -10.0  # for small batches see siglip_bias_init
     uses_bias = True
 
-    def __init__(self, chunk_size: int = 0):
+    def __init__(self, chunk_size: int = 0, dist_impl: str = "gather"):
         super().__init__()
         if chunk_size < 0:
             raise ValueError(f"chunk_size must be >= 0 (0 = unchunked), got {chunk_size}")
-        self.chunk_size = chunk_size
+        if dist_impl not in SIGLIP_DIST_IMPLS:
+            raise ValueError(f"dist_impl {dist_impl!r} not known. Available: {list(SIGLIP_DIST_IMPLS)}")
+        self.chunk_size, self.dist_impl = chunk_size, dist_impl
+
+    def block_loss(self, img: Tensor, txt: Tensor, scale: Tensor, bias: Tensor, ids: Tensor,
+                   col_ids: Tensor | None = None) -> Tensor:
+        """The sigmoid loss of rows img [B, D] against columns txt [C, D], / B; ids [B],
+        col_ids [C] (None: the columns are the rows' pairs, ids)."""
+        if self.chunk_size:
+            return ChunkedSigmoidLoss.apply(img, txt, scale, bias, ids, self.chunk_size, col_ids)
+        return sigmoid_loss(img, txt, scale, bias, ids, col_ids)
 
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         img, txt = features["image_features"], features["text_features"]  # (B, D)
         scale, bias = features["logit_scale"], features["logit_bias"]
-        ids = pair_ids(features, len(img), img.device)
-        if self.chunk_size:
-            loss = ChunkedSigmoidLoss.apply(img, txt, scale, bias, ids, self.chunk_size)
+        if world()[1] > 1:
+            loss = self.sharded_loss(features)
         else:
-            loss = sigmoid_loss(img, txt, scale, bias, ids)
+            loss = self.block_loss(img, txt, scale, bias, pair_ids(features, len(img), img.device))
         return loss_dict(loss, scale, logit_bias=bias)
+
+    def sharded_loss(self, features: dict[str, Tensor]) -> Tensor:
+        """This rank's b images against all W * b texts, summed and divided by b."""
+        img, txt = features["image_features"], features["text_features"]  # (b, D)
+        scale, bias = features["logit_scale"], features["logit_bias"]
+        b = len(img)
+        check_equal_shards(b, img.device)
+        ids, col_ids = shard_ids(features, b, img.device)  # (b,), (W b,)
+        if self.dist_impl == "gather":
+            return self.block_loss(img, gather_with_grad(txt, check=False), scale, bias, ids, col_ids)
+        rank, size = world()
+        block, loss = txt, 0.0
+        for step in range(size):
+            if step:
+                block = pass_right(block)  # (b, D): the texts that started on rank - step
+            owner = (rank - step) % size
+            loss = loss + self.block_loss(img, block, scale, bias, ids, col_ids[owner * b:(owner + 1) * b])
+        return loss
 
 
 # ---- queue (MoCo) and blip share a ring buffer of keys ----------------------------------
@@ -259,11 +357,14 @@ class QueuedLoss(ContrastiveLoss):
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
 
     def check_batch(self, batch_size: int) -> None:
+        """``batch_size``: the rows one step enqueues (the global batch when distributed)."""
         # A batch longer than the ring would write some rows twice in one step (and which
         # write wins is undefined). Eval forwards never write, so any batch evaluates.
         if self.training and 0 < self.queue_size < batch_size:
+            ranks = world()[1]
+            where = f" (global, over {ranks} ranks)" if ranks > 1 else ""
             raise ValueError(
-                f"batch of {batch_size} does not fit in a queue of queue_size={self.queue_size}: "
+                f"batch of {batch_size}{where} does not fit in a queue of queue_size={self.queue_size}: "
                 f"set queue_size >= the batch size (a multiple of it) or lower the batch size"
             )
 
@@ -306,14 +407,19 @@ class QueueLoss(QueuedLoss):
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         img, txt = features["image_features"], features["text_features"]  # (B, D)
         scale, ids = features["logit_scale"], features.get("image_ids")
-        self.check_batch(len(img))
         img_k, txt_k = momentum_features(features)
+        # Distributed, the rows are this rank's; the queue is the same on every rank.
         drop = None if ids is None else queue_positive_mask(ids.to(img.device), self.queue_ids)
         # Copies: autograd saves the queues for backward and enqueue overwrites them in place.
         text_queue = self.text_queue.to(img.dtype, copy=True)  # (Q, D)
         image_queue = self.image_queue.to(txt.dtype, copy=True)
         loss_i2t = moco_cross_entropy(img, txt_k, text_queue, scale, drop)
         loss_t2i = moco_cross_entropy(txt, img_k, image_queue, scale, drop)
+        if self.training and world()[1] > 1:  # every rank enqueues the global batch
+            check_equal_shards(len(img), img.device)
+            img_k, txt_k = gather_no_grad(img_k, check=False), gather_no_grad(txt_k, check=False)
+            ids = None if ids is None else gather_no_grad(ids.to(img.device), check=False)
+        self.check_batch(len(img_k))
         self.enqueue(img_k, txt_k, ids)
         loss = (loss_i2t + loss_t2i) / 2
         return loss_dict(loss, scale, loss_i2t=loss_i2t, loss_t2i=loss_t2i)
@@ -353,21 +459,28 @@ class BlipLoss(QueuedLoss):
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         img, txt = features["image_features"], features["text_features"]  # (B, D)
         scale, ids = features["logit_scale"], features.get("image_ids")
-        self.check_batch(len(img))
         alpha = self.current_alpha(features)
         img_m, txt_m = momentum_features(features)
+        # Distributed, the rows are this rank's b and the in-batch columns the global batch's
+        # momentum features (no gradient, so a plain gather); in a single process W = 1.
+        batch_img_m, batch_txt_m = img_m, txt_m  # (W b, D)
+        if world()[1] > 1:
+            check_equal_shards(len(img), img.device)
+            batch_img_m, batch_txt_m = gather_no_grad(img_m, check=False), gather_no_grad(txt_m, check=False)
+        row_ids, col_ids = shard_ids(features, len(img), img.device)  # (b,), (W b,)
+        self.check_batch(len(batch_img_m))
         # cat copies the queues, so enqueueing below leaves what backward saved intact.
-        img_all = torch.cat([img_m, self.image_queue.to(img.dtype)])  # (B + Q, D)
-        txt_all = torch.cat([txt_m, self.text_queue.to(txt.dtype)])
+        img_all = torch.cat([batch_img_m, self.image_queue.to(img.dtype)])  # (W b + Q, D)
+        txt_all = torch.cat([batch_txt_m, self.text_queue.to(txt.dtype)])
         # Without ids the queue's ids say nothing about this batch: no queue positives.
         queue_ids = self.queue_ids if ids is not None else torch.full_like(self.queue_ids, -1)
-        pos = row_targets(positive_mask(pair_ids(features, len(img), img.device), queue_ids), img.dtype)
+        pos = row_targets(positive_mask(row_ids, queue_ids, col_ids=col_ids), img.dtype)
         with torch.no_grad():
             target_i2t = alpha * (scale * (img_m @ txt_all.T)).softmax(dim=1) + (1 - alpha) * pos
             target_t2i = alpha * (scale * (txt_m @ img_all.T)).softmax(dim=1) + (1 - alpha) * pos
         loss_i2t = soft_cross_entropy(scale * (img @ txt_all.T), target_i2t)
         loss_t2i = soft_cross_entropy(scale * (txt @ img_all.T), target_t2i)
-        self.enqueue(img_m, txt_m, ids)
+        self.enqueue(batch_img_m, batch_txt_m, None if ids is None else col_ids)
         if self.training:
             self.steps += 1
         loss = (loss_i2t + loss_t2i) / 2

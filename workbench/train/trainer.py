@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from workbench.config import RunConfig, to_dict
+from workbench.contrastive.distributed import local_only
 from workbench.errors import NonFiniteLoss, WorkbenchError  # noqa: F401  (NonFiniteLoss re-exported)
 from workbench.experiments.base import Experiment
 from workbench.runs import progress
@@ -300,6 +301,10 @@ class Trainer:
         not split) runs on rank 0 over the whole set and is broadcast."""
         if not self.dist.enabled:
             return self.exp.evaluate(self.model, loader)
+        with local_only():  # no rank waits in a loss's gather for ranks that evaluate other rows
+            return self._evaluate_distributed(loader)
+
+    def _evaluate_distributed(self, loader: DataLoader) -> dict[str, float]:
         if type(self.exp).evaluate is Experiment.evaluate:
             n, w = len(self.val_ds), self.dist.world
             lo, hi = n * self.dist.rank // w, n * (self.dist.rank + 1) // w

@@ -62,6 +62,9 @@ class ProjectionLossConfig:
                             choices=("default", "log_batch"), applies={"type": ("siglip",)})
     chunk_size: int = option(0, "siglip: compute the loss in column chunks (memory O(chunk x batch)); "
                                 "0 = one block", unit="columns", ge=0, applies={"type": ("siglip",)})
+    dist_impl: str = option("gather", "siglip, distributed: gather every rank's texts, or pass them round the "
+                                      "ring of ranks one block at a time", choices=("gather", "ring"),
+                            applies={"type": ("siglip",)})
     queue_size: int = option(4096, "queue / blip: momentum keys kept as extra negatives (divisible by "
                                    "train.batch_size; blip: 0 = in-batch only)", unit="keys", ge=0,
                              applies={"type": ("queue", "blip")})

@@ -134,7 +134,7 @@ def loss_kwargs(cfg: ProjectionConfig, ramp_steps: int) -> dict:
     """Constructor arguments of the configured loss."""
     loss, dim = cfg.loss, cfg.model.output_dim
     return {"clip": {}, "align": {"label_smoothing": loss.label_smoothing},
-            "siglip": {"chunk_size": loss.chunk_size},
+            "siglip": {"chunk_size": loss.chunk_size, "dist_impl": loss.dist_impl},
             "queue": {"dim": dim, "queue_size": loss.queue_size, "seed": cfg.seed},
             "blip": {"dim": dim, "queue_size": loss.queue_size, "alpha": loss.alpha, "ramp_steps": ramp_steps,
                      "seed": cfg.seed}}.get(loss.type, {})
