@@ -135,7 +135,8 @@ class TrainConfig:
                               unit="processes", ge=0)
     threads: int = option(0, "torch CPU threads for this run; 0 = torch's default", unit="threads", ge=0)
     nproc: int = option(1, "processes: data-parallel ranks on this machine (torchrun + DDP, one per GPU); "
-                           "batch_size is the global batch, split evenly", unit="processes", ge=1, le=1024)
+                           "batch_size is the global batch, split evenly", unit="processes", ge=1, le=1024,
+                         label="processes")
     dist_timeout_s: float = option(1800.0, "distributed: a collective waiting longer than this fails the run "
                                            "(a hung rank)", unit="seconds", gt=0)
     ddp_find_unused: bool = option(False, "distributed: let DDP find parameters a step does not use (slower; "
@@ -434,6 +435,7 @@ def field_docs(cls: type, prefix: str = "") -> list[dict]:
                 "help": f.metadata.get("help", ""),
                 "choices": None if f.metadata.get("choices") is None else tuple(f.metadata["choices"]),
                 "unit": f.metadata.get("unit", ""),
+                "label": f.metadata.get("label"),  # a form's label when the key's last part is not one
                 "bounds": f.metadata.get("bounds"),
                 "applies": {f"{prefix}{sel}": tuple(allowed)
                             for sel, allowed in f.metadata.get("applies", {}).items()},

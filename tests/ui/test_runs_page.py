@@ -322,3 +322,35 @@ def test_bad_max_jobs_shows_an_error_box(env, monkeypatch, value):
     assert not at.exception
     assert [e.value for e in at.error] and "WORKBENCH_MAX_JOBS" in at.error[0].value, [e.value for e in at.error]
     assert not at.get("tab") and not at.dataframe  # the page stopped after the message
+
+
+def test_processes_field_launches_one_distributed_run_that_stops_and_resumes(env):
+    at = page()
+    processes = field(at, "number_input", "train.nproc")
+    assert processes.value == 1 and processes.label == "processes"
+    # a global batch that does not split is refused in an error box, nothing is created
+    processes.set_value(3)
+    button(at, "Launch run").click().run()
+    assert any("must be a multiple of train.nproc=3" in e.value for e in at.error), [e.value for e in at.error]
+    assert RunStore(env).list() == []
+
+    field(at, "number_input", "train.nproc").set_value(2)
+    field(at, "number_input", "train.max_epochs").set_value(40)
+    field(at, "text_input", "sleep_s").set_value("0.05")
+    field(at, "number_input", "train.threads").set_value(1)
+    button(at, "Launch run").click().run()
+    assert not at.exception
+    (run,) = RunStore(env).list()  # one run, whatever the number of ranks
+    jobs = JobManager(RunStore(env))
+    wait_for(lambda: jobs.refresh(run).get("step", 0) >= 5, 90, "the two-process run to train")
+    at.run()
+    assert "· 2 processes" in progress_text(at) and progress_text(at).startswith("running · ")
+    button(at, "Stop").click().run()
+    assert jobs.refresh(run)["state"] == "stopped"
+    stopped_at = run.read_status()["step"]
+    at.run()
+    button(at, "Resume").click().run()
+    assert not at.exception
+    wait_for(lambda: jobs.refresh(run).get("step", 0) > stopped_at, 90, "the resumed run to train on")
+    jobs.stop(run.id)
+    assert [r.id for r in RunStore(env).list()] == [run.id] and run.read_status()["processes"] == 2

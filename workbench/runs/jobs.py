@@ -115,7 +115,12 @@ class JobManager:
 
     # -- queue -----------------------------------------------------------------------
     def submit(self, cfg) -> Run:
-        """Create the run directory (``queued``) and start it if a slot is free."""
+        """Create the run directory (``queued``) and start it if a slot is free. A
+        distributed config that cannot split its batch is refused here, not in the job."""
+        if cfg.train.nproc > 1:
+            from workbench.train.distributed import check_nproc
+
+            check_nproc(cfg.train.nproc, cfg.train.batch_size, cfg.train.device)
         run = self.store.create(cfg)
         self.schedule()
         return run

@@ -371,7 +371,7 @@ class Trainer:
                 self._writer = SummaryWriter(log_dir=str(self.run.path), flush_secs=10)
             self._t0, self._start_step = time.time(), self.state.step
             self._set_phase("train", "training")
-            self._status(state="running", error=None, started=self._t0)
+            self._status(state="running", error=None, started=self._t0, processes=self.dist.world)
             final = self._loop()
         except NonFiniteLoss as exc:
             self._status(state="failed", error=str(exc), ended=time.time())

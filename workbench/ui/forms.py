@@ -158,7 +158,7 @@ def _cached_presets(kind: str) -> dict[str, Path]:
 
 def config_widget(doc: Mapping, default: Any, key: str) -> None:
     """One input for one config field; its value lands in ``st.session_state[key]``."""
-    label = doc["key"].rsplit(".", 1)[-1]
+    label = doc.get("label") or doc["key"].rsplit(".", 1)[-1]
     help_ = help_text(doc)
     kind = widget_type(doc)
     if kind == "select":

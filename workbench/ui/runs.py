@@ -266,6 +266,8 @@ def _follower(run: Run) -> MetricsFollower:
 def _progress(status: dict) -> None:
     state = status.get("state", "queued")
     value, text = bar_value(status)
+    if (status.get("processes") or 1) > 1:  # a distributed run: one run, N ranks
+        text = f"{text} · {status['processes']} processes" if text else f"{status['processes']} processes"
     st.progress(value, text=f"{state} · {text}" if text else state)
     if status.get("unresponsive"):
         st.warning("The job's heartbeat is stale but its process is alive: it may be busy in a "
