@@ -43,6 +43,8 @@ class ToyConfig(RunConfig):
     setup_sleep_s: float = option(0.0, "sleep while building the datasets (a long setup)", unit="seconds", ge=0)
     raise_at_step: int = option(-1, "raise an error at this training step (to test a failing rank); -1 = never",
                                 unit="steps", ge=-1)
+    cache_file: str = option("", "a feature cache: the first process to build the datasets writes it, later ones "
+                                 "read it; each notes what it did in <cache_file>.log")
     raise_rank: int = option(-1, "with raise_at_step: only this distributed rank raises; -1 = every process",
                              ge=-1)
 
@@ -60,6 +62,15 @@ class Toy(Experiment):
                 for i in range(steps):
                     time.sleep(self.cfg.setup_sleep_s / steps)
                     progress.advance(i + 1)
+        if self.cfg.cache_file:  # like a frozen-backbone feature cache
+            from pathlib import Path
+
+            cache, rank = Path(self.cfg.cache_file), os.environ.get("RANK", "0")
+            with open(f"{cache}.log", "a") as log:
+                log.write(f"{'loaded' if cache.is_file() else 'computed'} rank {rank}\n")
+            if not cache.is_file():
+                time.sleep(1.0)  # a slow computation: a rank that did not wait would compute it too
+                cache.write_text("features")
         g = torch.Generator().manual_seed(1234)
         w = torch.randn(d.dim, 1, generator=g)
         x = torch.randn(d.n_train + d.n_val, d.dim, generator=g)

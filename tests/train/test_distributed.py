@@ -127,6 +127,14 @@ def test_a_failing_rank_fails_the_run_with_its_error(tmp_path):
     assert "error: rank 1 failed: RuntimeError: toy failure at step 3" in out.stderr
 
 
+def test_frozen_feature_caches_are_computed_once_not_per_rank(tmp_path):
+    cache = tmp_path / "features.cache"
+    config = write_config(tmp_path, cache_file=str(cache), train={"max_epochs": 1})
+    out = cli("train", str(config), "--nproc", "2", "--runs", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "features.cache.log").read_text().splitlines() == ["computed rank 0", "loaded rank 1"]
+
+
 def test_torchrun_itself_on_a_config_makes_one_run(tmp_path):
     """The multi-node form (torchrun ... -m workbench train CONFIG), here on one node."""
     config = write_config(tmp_path)
