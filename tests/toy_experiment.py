@@ -45,6 +45,8 @@ class ToyConfig(RunConfig):
                                 unit="steps", ge=-1)
     cache_file: str = option("", "a feature cache: the first process to build the datasets writes it, later ones "
                                  "read it; each notes what it did in <cache_file>.log")
+    nested_fit: bool = option(False, "train one more in-memory model while writing the artifacts (as a line's "
+                                     "extra seeds do) and note its outcome in artifacts/nested.json")
     raise_rank: int = option(-1, "with raise_at_step: only this distributed rank raises; -1 = every process",
                              ge=-1)
 
@@ -97,3 +99,16 @@ class Toy(Experiment):
             if 0 <= self.cfg.nan_at_step < self._calls:
                 loss = loss * float("nan")
         return {"loss": loss, "mae": (pred - y).abs().mean().detach()}
+
+    def save_artifacts(self, model, val_loader, artifacts_dir):
+        if not self.cfg.nested_fit:
+            return
+        import dataclasses
+        import json
+
+        from workbench.train.trainer import Trainer
+
+        seed_cfg = dataclasses.replace(self.cfg, nested_fit=False, seed=self.cfg.seed + 1)
+        result = Trainer(Toy(seed_cfg), run=None, progress_bar=False).fit()
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        (artifacts_dir / "nested.json").write_text(json.dumps({"state": result["state"], "step": result["step"]}))

@@ -4,6 +4,7 @@ stopped two-process run resumes to the uninterrupted run's weights; a failing ra
 the run with its error; bad settings fail at once."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -125,6 +126,18 @@ def test_a_failing_rank_fails_the_run_with_its_error(tmp_path):
     assert status["error"] == "rank 1 failed: RuntimeError: toy failure at step 3"
     assert took < 60, took  # torchrun tears the waiting rank down; nothing hangs
     assert "error: rank 1 failed: RuntimeError: toy failure at step 3" in out.stderr
+
+
+def test_rank_zero_trains_in_memory_models_alone_after_the_group(tmp_path):
+    """A line's artifacts may train more models (softprompt's extra seeds): rank 0 has left
+    the process group by then, so that Trainer is a single process, not a rank waiting
+    for peers that are gone."""
+    config = write_config(tmp_path, nested_fit=True, train={"max_epochs": 1})
+    out = cli("train", str(config), "--nproc", "2", "--runs", str(tmp_path / "runs"), timeout=90)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = only_run(tmp_path / "runs")
+    assert run.read_status()["state"] == "done"
+    assert json.loads((run.artifacts_dir / "nested.json").read_text()) == {"state": "done", "step": 5}
 
 
 def test_frozen_feature_caches_are_computed_once_not_per_rank(tmp_path):

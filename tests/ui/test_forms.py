@@ -30,7 +30,7 @@ def test_sections_cover_every_field_in_order():
     sections = form_sections(docs)
     assert list(sections) == ["run", "data", "model", "train"]
     assert [d["key"] for d in sections["run"]] == ["name", "seed", "sleep_s", "nan_at_step", "setup_sleep_s",
-                                                    "raise_at_step", "cache_file", "raise_rank"]
+                                                    "raise_at_step", "cache_file", "nested_fit", "raise_rank"]
     assert "kind" not in [d["key"] for d in docs]
     assert sum(len(v) for v in sections.values()) == len(docs)
 

@@ -35,6 +35,8 @@ from torch import nn
 from workbench.errors import ConfigError, WorkbenchError
 
 ERRORS_ENV = "WORKBENCH_RANK_ERRORS"  # where a failing rank leaves its one-line error
+_left = False  # this process left its group: later Trainers in it (rank 0's artifacts, e.g.
+# a line's extra seeds) run as single processes
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,9 @@ def _env_int(name: str, minimum: int) -> int:
 
 
 def from_env() -> Dist:
-    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (absent: a single process)."""
-    if "WORLD_SIZE" not in os.environ:
+    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (absent, or once this process has left
+    its group: a single process)."""
+    if "WORLD_SIZE" not in os.environ or _left:
         return Dist()
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0) if "RANK" in os.environ else 0
@@ -97,8 +100,11 @@ def init(ctx: Dist, device: torch.device, timeout_s: float) -> torch.device:
 
 
 def close() -> None:
+    """Leave the process group (for good: see ``_left``)."""
+    global _left
     if dist.is_initialized():
         dist.destroy_process_group()
+        _left = True
 
 
 def shard(batch: list[int], ctx: Dist) -> list[int]:
