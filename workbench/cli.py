@@ -83,15 +83,16 @@ def cmd_train(args) -> int:
                              f"{sorted(lines.presets())}) or --run-dir")
     overrides = list(args.overrides) + ([f"train.nproc={args.nproc}"] if args.nproc is not None else [])
     cfg = load_config(args.config, overrides)
-    if cfg.train.nproc > 1:
-        from workbench.train.distributed import check_nproc
+    from workbench.train.distributed import check_nproc, from_env
 
+    ctx = from_env()
+    if ctx.enabled:  # under torchrun (e.g. several nodes): its world size, one GPU per local rank
+        check_nproc(ctx.world, cfg.train.batch_size, "cpu", name="torchrun's WORLD_SIZE")
+    elif cfg.train.nproc > 1:
         check_nproc(cfg.train.nproc, cfg.train.batch_size, cfg.train.device)
     store = RunStore(args.runs)
-    if "WORLD_SIZE" in os.environ:  # torchrun ... -m workbench train CONFIG (e.g. several nodes)
-        from workbench.train.distributed import from_env
-
-        run = store.create(cfg) if from_env().main else None
+    if ctx.enabled:  # torchrun ... -m workbench train CONFIG
+        run = store.create(cfg) if ctx.main else None
         result = Trainer(create_experiment(cfg), run, progress_bar=run is not None).fit()
         if run is not None:
             _print_json({"run": run.id, **result})

@@ -220,14 +220,14 @@ def first_error(folder: Path) -> str | None:
 # -- the supervisor: the job process of a distributed run ---------------------------------
 
 
-def check_nproc(nproc: int, batch_size: int, device: str) -> None:
+def check_nproc(nproc: int, batch_size: int, device: str, name: str = "train.nproc") -> None:
     """Refuse at once what would fail later: a global batch that does not split evenly, or
     more ranks than GPUs."""
     if nproc < 1:
         raise ConfigError(f"train.nproc must be >= 1, got {nproc}")
     if batch_size % nproc:
         raise ConfigError(f"train.batch_size={batch_size} (the global batch) must be a multiple of "
-                          f"train.nproc={nproc}: each process takes batch_size / nproc samples a step")
+                          f"{name}={nproc}: each process takes batch_size / nproc samples a step")
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         have = torch.cuda.device_count()
         if have and nproc > have:

@@ -131,6 +131,7 @@ class Trainer:
             torch.set_num_threads(self.tc.threads)
         self.device = select_device(self.tc.device)
         if self.dist.enabled:
+            ddp.check_nproc(self.dist.world, self.tc.batch_size, "cpu", name="torchrun's WORLD_SIZE")
             self.device = ddp.init(self.dist, self.device, self.tc.dist_timeout_s)
         self._set_phase("setup", "loading data")
         if not self.dist.main:

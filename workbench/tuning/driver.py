@@ -174,7 +174,7 @@ def _adoption_lock(name: str, runs_root):
 
 
 def run_study(spec: StudySpec, storage_url: str | None = None, runs_root=None, manager=None,
-              poll_s: float = 0.5, spec_path: str | Path | None = None) -> dict:
+              poll_s: float = 0.2, spec_path: str | Path | None = None) -> dict:
     """Run the spec's trials (resuming its study) until n_trials are in the storage, the
     timeout passes or SIGTERM arrives; a summary of the study."""
     import optuna
