@@ -11,14 +11,12 @@ import importlib
 import json
 import os
 import pkgutil
-import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Callable
 
-from workbench.errors import NonFiniteLoss, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.registry import Registry
 
 from workbench.paths import REPO_ROOT  # noqa: E402
@@ -66,13 +64,12 @@ def _train_parser(sub):
 
 
 def cmd_train(args) -> int:
-    from workbench.runs import JobManager, Run, RunStore
+    from workbench.runs import JobManager, RunStore
 
     if args.run_dir:  # a background job: beat before any heavy import (torch)
-        run = Run(Path(args.run_dir))
-        if "WORLD_SIZE" in os.environ:  # one rank of a distributed run, started by torchrun
-            return _run_rank(run, args.resume)
-        return _run_job(run, args.resume)
+        from workbench.train.job import run_dir_job
+
+        return run_dir_job(args.run_dir, args.resume)
     from workbench.experiments import create_experiment, load_config
     from workbench.train.trainer import Trainer
 
@@ -104,93 +101,15 @@ def cmd_train(args) -> int:
     run = store.create(cfg)
     print(f"run {run.id} in {run.path}", file=sys.stderr)
     if cfg.train.nproc > 1:  # the foreground job supervises torchrun, as a background job would
-        code = _run_job(run, False)
+        from workbench.train.job import run_job
+
+        code = run_job(run, False)
         _print_json({"run": run.id, **{k: run.read_status().get(k) for k in ("state", "step", "final", "error")}})
         return code
     run.update_status(state="running", pid=os.getpid())
     result = Trainer(create_experiment(cfg), run).fit()
     _print_json({"run": run.id, **result})
     return 0
-
-
-def _run_rank(run, resume: bool) -> int:
-    """One torchrun rank of a distributed run: rank 0's trainer writes the run, the others
-    only train; any failure is recorded for the supervisor (train.distributed)."""
-    from workbench.train import STOP
-    from workbench.train import distributed as ddp
-
-    signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())
-    ctx = ddp.Dist()
-    try:
-        ctx = ddp.from_env()
-        from workbench.experiments import create_experiment
-        from workbench.train.trainer import Trainer
-
-        Trainer(create_experiment(run.load_config()), run, progress_bar=ctx.main).fit(resume=resume)
-        return 0
-    except Exception as exc:  # the trainer recorded what it saw; errors before it are recorded here
-        message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
-        ddp.record_error(ctx, message)
-        if not isinstance(exc, WorkbenchError):
-            traceback.print_exc()
-        print(f"error (rank {ctx.rank}): {message}", file=sys.stderr)
-        return 1
-
-
-def _run_job(run, resume: bool) -> int:
-    """Entry point of a background job: every outcome ends in status.json."""
-    import os
-    import signal
-
-    from workbench.train import STOP
-
-    signal.signal(signal.SIGTERM, lambda signum, frame: STOP.set())  # before the slow imports
-
-    from workbench.runs import progress
-
-    # Beat from the first second, on a thread of its own: a long setup (feature caching,
-    # target encoding) or a slow import must never look like a hung job.
-    run.update_status(state="running", pid=os.getpid())
-    try:
-        interval = progress.heartbeat_interval()
-    except WorkbenchError as exc:
-        run.update_status(state="failed", error=str(exc), ended=time.time())
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    heartbeat = progress.Heartbeat(run, interval).start()
-    progress.install(heartbeat)
-    progress.set_phase("setup", "starting (imports)")
-
-    code = 0
-    try:
-        nproc = int((run.config_dict().get("train") or {}).get("nproc") or 1)
-        if nproc > 1:  # this process supervises torchrun's ranks
-            from workbench.train.distributed import supervise
-
-            code = supervise(run, resume, nproc, STOP)
-        else:
-            from workbench.experiments import create_experiment
-            from workbench.train.trainer import Trainer
-
-            Trainer(create_experiment(run.load_config()), run).fit(resume=resume)
-    except NonFiniteLoss as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code = 1
-    except WorkbenchError as exc:
-        run.update_status(state="failed", error=str(exc), ended=time.time())
-        print(f"error: {exc}", file=sys.stderr)
-        code = 1
-    except Exception as exc:  # a bug: keep the traceback in train.log, one line in status
-        traceback.print_exc()
-        run.update_status(state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time())
-        code = 1
-    finally:
-        heartbeat.stop()
-        progress.install(None)
-    from workbench.runs import JobManager, RunStore
-
-    JobManager(RunStore(run.path.parent)).schedule()  # hand the free slot to the next job
-    return code
 
 
 # -- runs --------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ from workbench.runs import RunStore
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path("/tmp")
 PROGRESS = '[data-testid="stProgress"]'
-# 25 epochs x 8 steps x ~0.06 s: about 12 s of training (stopped after ~6 s, then resumed)
+# 60 epochs x 8 steps x ~0.06 s: about 30 s of training (stopped after ~6-15 s, then resumed); a
+# shorter run could finish on a loaded machine before the test reaches Stop
 SETTINGS = {"name": "e2e", "sleep_s": "0.05"}
-TRAIN_SETTINGS = {"max_epochs": "25", "log_every": "2"}
+TRAIN_SETTINGS = {"max_epochs": "60", "log_every": "2"}
 
 
 def progress_text(page) -> str:
@@ -99,7 +100,7 @@ def test_launch_watch_stop_resume(streamlit_app, offline_page, blocked_requests,
     # the callback selects the new run and switches to the Monitor tab
     first = wait_progress(page, r"running · step [1-9]", 60)
     runs = RunStore(runs_dir).list()
-    assert len(runs) == 1 and runs[0].config_dict()["train"]["max_epochs"] == 25
+    assert len(runs) == 1 and runs[0].config_dict()["train"]["max_epochs"] == 60
     run = runs[0]
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     points_1 = trace_points(page)
@@ -119,10 +120,10 @@ def test_launch_watch_stop_resume(streamlit_app, offline_page, blocked_requests,
 
     button(page, "action_resume", "Resume").click()
     wait_progress(page, r"(queued|running)", 30)
-    done = wait_progress(page, r"done · step 200/200", 60)
+    done = wait_progress(page, r"done · step 480/480", 90)
     status = run.read_status()
-    assert status["state"] == "done" and status["resume_count"] == 1 and status["step"] == 200
-    assert step_of(stopped) < 200
+    assert status["state"] == "done" and status["resume_count"] == 1 and status["step"] == 480
+    assert step_of(stopped) < 480
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "runs_e2e_4_done.png"), full_page=True)

@@ -153,7 +153,7 @@ def test_the_app_navigation_has_a_section_for_the_plugin_line(plugin):
     assert [p.name for p in sections["Tiny line"]] == ["tiny_page.py"]
     assert [p.name for p in sections["Geolocator"]] == ["4_Geolocate.py", "5_Errors.py"]
     assert [p.name for p in sections["Soft prompts"]] == ["3_Soft_Prompt_Explorer.py"]
-    assert [p.name for p in sections[home.CORE_SECTION]] == ["1_Runs.py", "2_Data.py", "8_Embeddings.py"]
+    assert [p.name for p in sections[home.CORE_SECTION]] == ["1_Runs.py", "2_Data.py", "8_Embeddings.py", "9_Tuning.py"]
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     at.switch_page(str(plugin / "tiny_page.py")).run()

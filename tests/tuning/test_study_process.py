@@ -4,11 +4,11 @@ does), its running trial checkpoints and is told FAIL, and a rerun goes on with 
 import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import yaml
 
+from tests.runs.test_jobs import wait_for
 from workbench.paths import REPO_ROOT
 from workbench.runs import RunStore
 from workbench.tuning.driver import launch_study, read_study_status, stop_study
@@ -29,16 +29,6 @@ def write_spec(tmp_path, name, n_trials, sleep_s):
 
 def load(name, runs):
     return optuna.load_study(study_name=name, storage=make_storage(None, name, runs))
-
-
-def wait_for(predicate, timeout_s=120, what="condition"):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def running_trial_run(name, runs):
@@ -63,7 +53,7 @@ def test_killed_study_process_resumes_and_adopts_its_running_trial(tmp_path):
     spec = write_spec(tmp_path, "killed", n_trials=3, sleep_s=0.3)
     cmd = [sys.executable, "-m", "workbench", "tune", str(spec), "--runs", str(runs)]
     first = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    number, run = wait_for(lambda: running_trial_run("killed", runs), what="a trial's run to train")
+    number, run = wait_for(lambda: running_trial_run("killed", runs), 120, "a trial's run to train")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     assert read_study_status("killed", runs)["state"] == "crashed"
@@ -84,14 +74,14 @@ def test_stop_then_resume_from_the_page_functions(tmp_path):
     spec = write_spec(tmp_path, "stopped", n_trials=2, sleep_s=0.2)
     status = launch_study(spec, runs)
     assert status["state"] in ("starting", "running") and status["pid"]
-    number, run = wait_for(lambda: running_trial_run("stopped", runs), what="a trial's run to train")
+    number, run = wait_for(lambda: running_trial_run("stopped", runs), 120, "a trial's run to train")
     out = stop_study("stopped", runs)
     assert out["state"] == "stopped" and out["summary"]["states"] == {"FAIL": 1}
     stopped = load("stopped", runs).trials[number]
     assert stopped.user_attrs["error"] == "stopped with the study"
     assert run.read_status()["state"] == "stopped" and run.last_checkpoint.is_file()
     launch_study(spec, runs)  # resume: the stopped trial counts, one more runs
-    wait_for(lambda: read_study_status("stopped", runs)["state"] == "done", what="the resumed study to finish")
+    wait_for(lambda: read_study_status("stopped", runs)["state"] == "done", 120, "the resumed study to finish")
     states = [t.state.name for t in load("stopped", runs).trials]
     assert states == ["FAIL", "COMPLETE"]
     log = (runs / "studies" / "stopped.log").read_text()

@@ -27,7 +27,7 @@ from pathlib import Path
 from workbench.errors import WorkbenchError
 
 ENV = "WORKBENCH_ZYGOTE"
-PRELOAD = ("torch", "torch._dynamo", "workbench.cli", "workbench.train.trainer", "workbench.tuning.report")
+PRELOAD = ("torch", "torch._dynamo", "workbench.train.job", "workbench.train.trainer", "workbench.tuning.report")
 
 
 def enabled() -> bool:
@@ -103,9 +103,9 @@ def _become_job(run_dir: str, resume: bool) -> None:
         os.close(null)
         sys.stdout.reconfigure(line_buffering=True)
         sys.stderr.reconfigure(line_buffering=True)
-        from workbench.cli import main
+        from workbench.train.job import run_dir_job
 
-        code = main(["train", "--run-dir", run_dir] + (["--resume"] if resume else []))
+        code = run_dir_job(run_dir, resume)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the job's own handler missed it: keep the traceback in its log
