@@ -96,7 +96,7 @@ def test_two_processes_end_with_the_weights_of_one_process_on_the_global_batch(t
 
 def test_stop_and_resume_a_two_process_run_replays_the_uninterrupted_run(toy_cfg, runs_dir):
     jobs = JobManager(RunStore(runs_dir), max_concurrent=1)
-    settings = {"sleep_s": 0.05, "train.max_epochs": 3, "train.batch_size": 16, "train.log_every": 2,
+    settings = {"sleep_s": 0.05, "train.max_epochs": 2, "train.batch_size": 16, "train.log_every": 2,
                 "train.nproc": 2, "model.dropout": 0.2, "train.threads": 1}
     ref = jobs.submit(toy_cfg(name="ref", **settings))
     wait_for(lambda: jobs.refresh(ref)["state"] == "done", 120, "the uninterrupted two-process run")
