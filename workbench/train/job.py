@@ -75,7 +75,7 @@ def run_job(run, resume: bool) -> int:
     try:
         nproc = int((run.config_dict().get("train") or {}).get("nproc") or 1)
         if nproc > 1:  # this process supervises torchrun's ranks
-            from workbench.train.distributed import supervise
+            from workbench.train.launch import supervise
 
             code = supervise(run, resume, nproc, STOP)
         else:
