@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import optuna
-import yaml
 
+from tests.tuning.conftest import write_toy_spec
 from workbench.paths import REPO_ROOT
 from workbench.tuning.spec import load_spec
 from workbench.tuning.storage import open_study
@@ -14,16 +14,8 @@ N_TRIALS = 6
 
 
 def write_spec(tmp_path):
-    base = tmp_path / "toy.yaml"
-    base.write_text(yaml.safe_dump({"kind": "toy", "train": {"device": "cpu", "max_epochs": 3}}))
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "pg", "base": str(base), "overrides": ["train.max_epochs=1"],
-        "objective": {"metric": "val/loss", "direction": "minimize"}, "n_trials": N_TRIALS,
-        "sampler": {"type": "random"}, "pruner": {"type": "none"},
-        "space": {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
-                  "model.hidden": {"type": "int", "low": 4, "high": 32}}}))
-    return spec
+    return write_toy_spec(tmp_path, "pg", N_TRIALS, {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+                                                      "model.hidden": {"type": "int", "low": 4, "high": 32}})
 
 
 def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):

@@ -7,6 +7,7 @@ import sys
 
 import yaml
 
+from tests.tuning.conftest import write_toy_spec
 from workbench.paths import REPO_ROOT
 
 
@@ -16,14 +17,8 @@ def tune(*args, runs):
 
 
 def test_tune_then_best_then_launch(tmp_path):
-    base = tmp_path / "toy.yaml"
-    base.write_text(yaml.safe_dump({"kind": "toy", "train": {"device": "cpu", "max_epochs": 3}}))
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "cli", "base": str(base), "overrides": ["train.max_epochs=1"],
-        "objective": {"metric": "val/loss", "direction": "minimize"}, "n_trials": 2,
-        "sampler": {"type": "random", "seed": 1}, "pruner": {"type": "none"},
-        "space": {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}}}))
+    spec = write_toy_spec(tmp_path, "cli", 2, {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+                          sampler={"type": "random", "seed": 1})
     runs = tmp_path / "runs"
     done = tune(str(spec), runs=runs)
     assert done.returncode == 0, done.stderr

@@ -70,9 +70,8 @@ def supervise(run, resume: bool, nproc: int, stop_event) -> int:
             time.sleep(0.2)
         error = first_error(Path(errors))
     status = run.read_status()
-    if proc.returncode == 0 and status.get("state") in ("done", "pruned", "stopped"):
-        return 0
-    if status.get("state") == "stopped" or (status.get("state") in ("done", "pruned") and error is None):
+    state = status.get("state")
+    if state == "stopped" or (state in ("done", "pruned") and (proc.returncode == 0 or error is None)):
         return 0
     message = error or (f"torchrun exited with {proc.returncode} before the run finished; see train.log")
     run.update_status(state="failed", error=message, ended=time.time())
